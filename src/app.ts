@@ -1,0 +1,59 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { HTTPException } from "hono/http-exception";
+import type { Config } from "./config";
+import type { Ingest } from "./ingest/pipeline";
+import { formatPath } from "./ingest/validate";
+import type { Logger } from "./log";
+import { ProblemError } from "./problem";
+import { registerDocs } from "./routes/docs";
+import { type Probe, registerHealth } from "./routes/health";
+import { registerIngest } from "./routes/ingest";
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  ingest: Ingest;
+  probes: Probe[];
+}
+
+/** Every router comes from here, so parameter validation errors are answered the same way everywhere. */
+export function createRouter() {
+  return new OpenAPIHono({
+    defaultHook: (result) => {
+      if (result.success) return;
+      const errors = result.error.issues.map((issue) => ({
+        path: formatPath(issue.path),
+        message: issue.message,
+      }));
+      throw new ProblemError(
+        400,
+        "invalid-parameters",
+        `invalid ${errors.map((error) => error.path || result.target).join(", ")}`,
+        errors,
+      );
+    },
+  });
+}
+
+export function createApp(deps: AppDeps) {
+  const app = createRouter();
+  app.onError((error, c) => {
+    if (error instanceof ProblemError) return error.toResponse();
+    if (error instanceof HTTPException && error.status < 500) {
+      const status = error.status === 415 ? 415 : error.status === 413 ? 413 : 400;
+      return new ProblemError(status, "bad-request", error.message).toResponse();
+    }
+    deps.logger.error("unhandled error", { error: error.message, stack: error.stack, path: c.req.path });
+    return new ProblemError(500, "internal", "an unexpected error occurred").toResponse();
+  });
+  app.notFound((c) =>
+    new ProblemError(404, "not-found", `no route for ${c.req.method} ${c.req.path}`).toResponse(),
+  );
+
+  registerHealth(app, deps);
+  registerIngest(app, deps);
+  registerDocs(app);
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

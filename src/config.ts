@@ -1,0 +1,51 @@
+import { z } from "zod";
+
+const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+const list = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value) =>
+      value
+        .split(",")
+        .map((item) => item.trim())
+        .filter(Boolean),
+    );
+
+/** Every environment variable Sluice reads. `.env.example` documents each one with its default. */
+export const configSchema = z.object({
+  PORT: int(8080, 0).pipe(z.number().max(65535)),
+  HOST: z.string().default("0.0.0.0"),
+  ROLES: list("gateway").pipe(z.array(z.enum(["gateway"])).min(1)),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+
+  KAFKA_BROKERS: list("127.0.0.1:9092").pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/)).min(1)),
+  KAFKA_CLIENT_ID: z.string().min(1).default("sluice"),
+  KAFKA_TOPIC_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default("sluice"),
+  KAFKA_PARTITIONS: int(3, 1),
+  KAFKA_REPLICATION_FACTOR: int(1, 1),
+  KAFKA_ACK_TIMEOUT_MS: int(5000, 100),
+  KAFKA_MAX_BATCH_BYTES: int(900_000, 1024),
+
+  MAX_BODY_BYTES: int(1_048_576, 1),
+  MAX_BATCH_ITEMS: int(5000, 1),
+  TS_MAX_FUTURE_SECONDS: int(300),
+  TS_MAX_AGE_DAYS: int(30),
+  RETRY_AFTER_SECONDS: int(5, 1),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+/** Parses the environment once; a bad value stops the start with the variable's name. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const blanksRemoved = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
+  const result = configSchema.safeParse(blanksRemoved);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
+  throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+}

@@ -1,0 +1,167 @@
+import type { z } from "@hono/zod-openapi";
+import type { Kind } from "../kinds";
+
+/** One record as it came in: its parsed value, or why it could not be parsed. */
+export type DecodedItem = { value: unknown; raw?: string } | { error: string; raw: string };
+
+export const mediaTypes = {
+  json: "application/json",
+  ndjson: "application/x-ndjson",
+  csv: "text/csv",
+} as const;
+
+export type MediaType = (typeof mediaTypes)[keyof typeof mediaTypes];
+
+export class MalformedBody extends Error {}
+
+export function mediaTypeOf(contentType: string | undefined): MediaType | undefined {
+  const essence = contentType?.split(";")[0]?.trim().toLowerCase();
+  if (essence === "application/json" || essence?.match(/^application\/[a-z0-9.+-]*\+json$/))
+    return mediaTypes.json;
+  if (essence === "application/x-ndjson" || essence === "application/jsonl") return mediaTypes.ndjson;
+  if (essence === "text/csv") return mediaTypes.csv;
+  return undefined;
+}
+
+/** Splits a body into records. Throws MalformedBody when the body as a whole cannot be read. */
+export function decodeBody(text: string, mediaType: MediaType, kind: Kind): DecodedItem[] {
+  switch (mediaType) {
+    case mediaTypes.json:
+      return decodeJson(text);
+    case mediaTypes.ndjson:
+      return decodeNdjson(text);
+    case mediaTypes.csv:
+      return decodeCsv(text, kind);
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new MalformedBody(`body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+export function decodeJson(text: string): DecodedItem[] {
+  const parsed = parseJson(text);
+  if (Array.isArray(parsed)) return parsed.map((value) => ({ value }));
+  if (typeof parsed === "object" && parsed !== null) return [{ value: parsed, raw: text }];
+  throw new MalformedBody("body must be a JSON object or an array of objects");
+}
+
+function decodeNdjson(text: string): DecodedItem[] {
+  const items: DecodedItem[] = [];
+  for (const line of text.split("\n")) {
+    const raw = line.trim();
+    if (raw === "") continue;
+    try {
+      items.push({ value: JSON.parse(raw), raw });
+    } catch (error) {
+      items.push({ error: `line is not valid JSON: ${(error as Error).message}`, raw });
+    }
+  }
+  return items;
+}
+
+/** CSV: a header row names the fields (dotted for nested ones, e.g. location.lat); empty cells are absent. */
+function decodeCsv(text: string, kind: Kind): DecodedItem[] {
+  const rows = parseCsv(text);
+  const header = rows.shift();
+  if (!header || header.every((cell) => cell.trim() === ""))
+    throw new MalformedBody("CSV body has no header row");
+  const columns = header.map((name) => {
+    const path = name.trim().split(".");
+    return { path, numeric: isNumberAt(kind.fields, path) };
+  });
+  return rows
+    .filter((row) => row.some((cell) => cell !== ""))
+    .map((row) => {
+      const raw = row.join(",");
+      if (row.length !== columns.length) {
+        return { error: `row has ${row.length} cells, the header names ${columns.length}`, raw };
+      }
+      const record: Record<string, unknown> = {};
+      row.forEach((cell, i) => {
+        const column = columns[i];
+        if (cell === "" || !column) return;
+        const value =
+          column.numeric && cell.trim() !== "" && !Number.isNaN(Number(cell)) ? Number(cell) : cell;
+        setPath(record, column.path, value);
+      });
+      return { value: record, raw };
+    });
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown) {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = Object.hasOwn(node, key) ? node[key] : undefined;
+    if (typeof next !== "object" || next === null) {
+      const created: Record<string, unknown> = {};
+      Object.defineProperty(node, key, {
+        value: created,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+      node = created;
+    } else {
+      node = next as Record<string, unknown>;
+    }
+  }
+  const last = path.at(-1) ?? "";
+  Object.defineProperty(node, last, { value, enumerable: true, writable: true, configurable: true });
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: reads zod's internal definition tree
+type ZodDef = { type: string; innerType?: { _zod: { def: ZodDef } }; shape?: Record<string, any> };
+
+/** A schema's definition with optional, default and nullable wrappers removed. */
+function unwrap(schema: unknown): ZodDef | undefined {
+  let def = (schema as { _zod?: { def: ZodDef } } | undefined)?._zod?.def;
+  while (def?.innerType) def = def.innerType._zod.def;
+  return def;
+}
+
+/** Whether the field at a dotted path is a number, so that its CSV cells are read as numbers. */
+function isNumberAt(shape: z.ZodRawShape, path: string[]): boolean {
+  const [first = "", ...rest] = path;
+  let def = Object.hasOwn(shape, first) ? unwrap(shape[first]) : undefined;
+  for (const key of rest) def = def?.type === "object" && def.shape ? unwrap(def.shape[key]) : undefined;
+  return def?.type === "number";
+}
+
+/** RFC 4180: quoted cells may hold commas, quotes (doubled) and line breaks. */
+export function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (quoted) {
+      if (char === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (char === '"') quoted = false;
+      else cell += char;
+    } else if (char === '"' && cell === "") quoted = true;
+    else if (char === ",") {
+      row.push(cell);
+      cell = "";
+    } else if (char === "\n" || char === "\r") {
+      if (char === "\r" && text[i + 1] === "\n") i++;
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = "";
+    } else cell += char;
+  }
+  if (quoted) throw new MalformedBody("CSV body ends inside a quoted cell");
+  if (cell !== "" || row.length > 0) {
+    row.push(cell);
+    rows.push(row);
+  }
+  return rows;
+}

@@ -1,0 +1,148 @@
+import type { Config } from "../config";
+import { deadLetterTopic, kindTopic } from "../kafka/client";
+import type { OutgoingRecord, Publisher } from "../kafka/publisher";
+import type { Kind } from "../kinds";
+import type { Logger } from "../log";
+import type { DecodedItem } from "./decode";
+import { type FieldError, type Rejection, type ValidationContext, type Via, validateItems } from "./validate";
+
+const MAX_RAW_CHARS = 65_536;
+
+export type DeadLetterReason =
+  | "invalid-record"
+  | "malformed-body"
+  | "unsupported-media-type"
+  | "body-too-large"
+  | "batch-too-large"
+  | "empty-body"
+  | "unknown-kind";
+
+/** The value of every record in the dead-letter topic: enough to see what a device sent and why it was refused. */
+export interface DeadLetter {
+  id: string;
+  kind: string | null;
+  via: Via;
+  receivedAt: string;
+  reason: DeadLetterReason;
+  errors: (FieldError & { index?: number })[];
+  raw: string;
+  /** Where it came from: the HTTP content type or the MQTT topic. */
+  origin?: string;
+}
+
+export interface IngestOptions {
+  via: Via;
+  sourceId?: string;
+  origin?: string;
+}
+
+function rawOf(item: DecodedItem): string {
+  const raw = item.raw ?? JSON.stringify("value" in item ? item.value : null);
+  return raw.length > MAX_RAW_CHARS ? raw.slice(0, MAX_RAW_CHARS) : raw;
+}
+
+function sourceIdOf(kind: Kind | undefined, item: DecodedItem): string | null {
+  const value = "value" in item ? item.value : undefined;
+  if (!kind || typeof value !== "object" || value === null) return null;
+  const sourceId = (value as Record<string, unknown>)[kind.sourceField];
+  return typeof sourceId === "string" ? sourceId.slice(0, 128) : null;
+}
+
+/** The one path every record takes, whatever the transport: validate, envelope, publish, dead-letter. */
+export function createIngest(deps: { config: Config; publisher: Publisher; logger: Logger }) {
+  const prefix = deps.config.KAFKA_TOPIC_PREFIX;
+  const limits = {
+    maxFutureMs: deps.config.TS_MAX_FUTURE_SECONDS * 1000,
+    maxAgeMs: deps.config.TS_MAX_AGE_DAYS * 86_400_000,
+  };
+
+  function deadLetterRecord(
+    kind: Kind | undefined,
+    fields: Omit<DeadLetter, "id" | "kind" | "via" | "receivedAt" | "origin">,
+    options: IngestOptions,
+    receivedAt: Date,
+    key: string | null,
+  ): OutgoingRecord {
+    const letter: DeadLetter = {
+      id: Bun.randomUUIDv7(),
+      kind: kind?.name ?? null,
+      via: options.via,
+      receivedAt: receivedAt.toISOString(),
+      ...fields,
+      origin: options.origin,
+    };
+    return { topic: deadLetterTopic(prefix), key, value: JSON.stringify(letter) };
+  }
+
+  function rejectionRecord(kind: Kind, rejection: Rejection, options: IngestOptions, receivedAt: Date) {
+    return deadLetterRecord(
+      kind,
+      {
+        reason: "invalid-record",
+        errors: rejection.errors.map((error) => ({ index: rejection.index, ...error })),
+        raw: rawOf(rejection.item),
+      },
+      options,
+      receivedAt,
+      options.sourceId ?? sourceIdOf(kind, rejection.item),
+    );
+  }
+
+  return {
+    /**
+     * Validates the records and publishes the valid ones to the kind's topic and the invalid ones to the
+     * dead-letter topic in one group commit. Resolves once Kafka has acknowledged all of them; throws
+     * KafkaUnavailable otherwise, unless nothing was valid (the refusal stands whatever Kafka does).
+     */
+    async records(kind: Kind, items: DecodedItem[], options: IngestOptions) {
+      const receivedAt = new Date();
+      const context: ValidationContext = {
+        ...limits,
+        via: options.via,
+        receivedAt,
+        sourceId: options.sourceId,
+      };
+      const { envelopes, rejections } = validateItems(kind, items, context);
+      const topic = kindTopic(prefix, kind.name);
+      const outgoing: OutgoingRecord[] = envelopes.map((envelope) => ({
+        topic,
+        key: envelope.sourceId,
+        value: JSON.stringify(envelope),
+      }));
+      for (const rejection of rejections)
+        outgoing.push(rejectionRecord(kind, rejection, options, receivedAt));
+      try {
+        await deps.publisher.publish(outgoing);
+      } catch (error) {
+        if (envelopes.length > 0) throw error;
+        deps.logger.warn("dead-letter write failed", {
+          error: (error as Error).message,
+          records: rejections.length,
+        });
+      }
+      return { envelopes, rejections };
+    },
+
+    /** A whole message or body refused before it could be split into records. Never throws. */
+    async refused(
+      kind: Kind | undefined,
+      reason: DeadLetterReason,
+      message: string,
+      raw: string,
+      options: IngestOptions,
+    ) {
+      const record = deadLetterRecord(
+        kind,
+        { reason, errors: [{ path: "", message }], raw: raw.slice(0, MAX_RAW_CHARS) },
+        options,
+        new Date(),
+        options.sourceId ?? null,
+      );
+      await deps.publisher.publish([record]).catch((error: Error) => {
+        deps.logger.warn("dead-letter write failed", { error: error.message, reason });
+      });
+    },
+  };
+}
+
+export type Ingest = ReturnType<typeof createIngest>;

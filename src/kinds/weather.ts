@@ -1,0 +1,83 @@
+import { z } from "@hono/zod-openapi";
+import { defineKind } from "./define";
+
+const optionalNumber = (min: number, max: number, unit: string) =>
+  z.number().min(min).max(max).optional().describe(unit);
+
+/** Earth's air is never colder than 180 K nor hotter than 60 °C, so Kelvin and Celsius cannot be confused. */
+const toCelsius = (value: number | undefined) =>
+  value !== undefined && value > 150 ? Math.round((value - 273.15) * 100) / 100 : value;
+
+/** The body of OpenWeather's current-weather response (units standard or metric), as their API sends it. */
+const openWeatherSchema = z
+  .looseObject({
+    coord: z.looseObject({ lat: z.number(), lon: z.number() }).optional(),
+    weather: z.array(z.looseObject({ description: z.string().optional() })).optional(),
+    main: z.looseObject({
+      temp: z.number(),
+      feels_like: z.number().optional(),
+      pressure: z.number().optional(),
+      humidity: z.number().optional(),
+    }),
+    wind: z.looseObject({ speed: z.number().optional(), deg: z.number().optional() }).optional(),
+    clouds: z.looseObject({ all: z.number().optional() }).optional(),
+    rain: z.looseObject({ "1h": z.number().optional() }).optional(),
+    snow: z.looseObject({ "1h": z.number().optional() }).optional(),
+    dt: z.number().int().describe("epoch seconds"),
+    id: z.number().int().optional().describe("OpenWeather's city id"),
+    name: z.string().optional(),
+    stationId: z.string().optional().describe("Sluice's station id; defaults to owm-<id>"),
+  })
+  .transform((body) => {
+    const precipitation = (body.rain?.["1h"] ?? 0) + (body.snow?.["1h"] ?? 0);
+    const stationId = body.stationId ?? (body.id !== undefined ? `owm-${body.id}` : undefined);
+    const observation = {
+      id: stationId ? `${stationId}-${body.dt}` : undefined,
+      stationId,
+      ts: body.dt * 1000,
+      temperature: toCelsius(body.main.temp),
+      feelsLike: toCelsius(body.main.feels_like),
+      humidity: body.main.humidity,
+      pressure: body.main.pressure,
+      windSpeed: body.wind?.speed,
+      windDeg: body.wind?.deg,
+      clouds: body.clouds?.all,
+      precipitation: body.rain || body.snow ? precipitation : undefined,
+      conditions: body.weather?.[0]?.description,
+      city: body.name || undefined,
+      lat: body.coord?.lat,
+      lon: body.coord?.lon,
+    };
+    return Object.fromEntries(Object.entries(observation).filter(([, value]) => value !== undefined));
+  })
+  .openapi("OpenWeatherCurrent", {
+    description: "OpenWeather's current-weather response body, normalised into a WeatherObservation.",
+  });
+
+export const weather = defineKind({
+  name: "weather",
+  resource: "observations",
+  title: "WeatherObservation",
+  description: "A weather station's observation.",
+  sourceField: "stationId",
+  fields: {
+    temperature: z.number().min(-100).max(70).describe("°C"),
+    feelsLike: optionalNumber(-120, 90, "°C"),
+    humidity: optionalNumber(0, 100, "%"),
+    pressure: optionalNumber(800, 1100, "hPa"),
+    windSpeed: optionalNumber(0, 120, "m/s"),
+    windDeg: optionalNumber(0, 360, "degrees"),
+    clouds: optionalNumber(0, 100, "% cover"),
+    precipitation: optionalNumber(0, 500, "mm in the last hour"),
+    conditions: z.string().min(1).max(200).optional(),
+    city: z.string().min(1).max(100).optional(),
+    lat: optionalNumber(-90, 90, "degrees"),
+    lon: optionalNumber(-180, 180, "degrees"),
+  },
+  metrics: ["temperature", "feelsLike", "humidity", "pressure", "windSpeed", "clouds", "precipitation"],
+  alternate: {
+    title: "OpenWeatherCurrent",
+    detect: (input) => typeof input.main === "object" && input.main !== null && "dt" in input,
+    schema: openWeatherSchema,
+  },
+});

@@ -1,0 +1,97 @@
+import { z } from "@hono/zod-openapi";
+import type { FieldError } from "./ingest/validate";
+
+export const FieldErrorSchema = z
+  .object({
+    index: z.number().int().optional().openapi({ description: "Position of the record in the batch." }),
+    path: z
+      .string()
+      .openapi({ description: "Dotted path of the field; empty for the record or body itself." }),
+    message: z.string(),
+  })
+  .openapi("FieldError");
+
+export const ProblemSchema = z
+  .object({
+    type: z.string().openapi({ example: "urn:sluice:problem:invalid-records" }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().optional(),
+    errors: z.array(FieldErrorSchema).optional(),
+  })
+  .openapi("Problem", { description: "RFC 9457 problem details." });
+
+export type Problem = z.infer<typeof ProblemSchema>;
+
+const titles = {
+  400: "Bad Request",
+  404: "Not Found",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Content",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+} as const;
+
+export type ProblemStatus = keyof typeof titles;
+
+/** Thrown anywhere in a handler; the app's error handler answers it as problem+json. */
+export class ProblemError extends Error {
+  constructor(
+    readonly status: ProblemStatus,
+    readonly slug: string,
+    detail: string,
+    readonly errors?: (FieldError & { index?: number })[],
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+  }
+
+  toJSON(): Problem {
+    return {
+      type: `urn:sluice:problem:${this.slug}`,
+      title: titles[this.status],
+      status: this.status,
+      detail: this.message,
+      ...(this.errors ? { errors: this.errors } : {}),
+    };
+  }
+
+  toResponse(): Response {
+    return new Response(JSON.stringify(this.toJSON()), {
+      status: this.status,
+      headers: { "content-type": "application/problem+json", ...this.headers },
+    });
+  }
+}
+
+const descriptions: Record<ProblemStatus, string> = {
+  400: "The request is malformed: the body cannot be read, or a parameter is invalid (named in `errors`).",
+  404: "No such resource.",
+  413: "The body or the batch is larger than the configured limit.",
+  415: "The content type is not application/json, application/x-ndjson or text/csv.",
+  422: "No record in the body is valid; `errors` lists each error with its record index and field path.",
+  500: "An unexpected error.",
+  503: "A dependency (Kafka) cannot take the request now; retry after the `Retry-After` seconds.",
+};
+
+const retryAfter = {
+  "Retry-After": { description: "Seconds to wait before retrying.", schema: { type: "integer" as const } },
+};
+
+/** The error responses of a route, from one table, so the spec lists exactly what the handler returns. */
+export function problemResponses<S extends ProblemStatus>(...statuses: S[]) {
+  return Object.fromEntries(
+    statuses.map((status) => [
+      status,
+      {
+        description: descriptions[status],
+        content: { "application/problem+json": { schema: ProblemSchema } },
+        ...(status === 503 ? { headers: retryAfter } : {}),
+      },
+    ]),
+  ) as Record<
+    S,
+    { description: string; content: { "application/problem+json": { schema: typeof ProblemSchema } } }
+  >;
+}

@@ -1,0 +1,17 @@
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import { Scalar } from "@scalar/hono-api-reference";
+import pkg from "../../package.json";
+
+export function registerDocs(app: OpenAPIHono) {
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Sluice",
+      version: pkg.version,
+      description:
+        "Edge ingestion gateway: devices post sensor readings, foot-traffic counts and weather observations; " +
+        "Sluice validates them and acknowledges once they are in Kafka.",
+    },
+  });
+  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Sluice API" }));
+}
