@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { validate } from "@readme/openapi-parser";
+import { ConfigError, configSchema, loadConfig } from "../src/config";
+import { kinds } from "../src/kinds";
+import type { Runtime } from "../src/runtime";
+import { startRuntime } from "./helpers";
+
+let runtime: Runtime;
+beforeAll(async () => {
+  runtime = await startRuntime();
+});
+afterAll(() => runtime.close());
+
+describe("health", () => {
+  test("/healthz answers while the process lives", async () => {
+    const response = await runtime.app.request("/healthz");
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: "ok" });
+  });
+
+  test("/readyz is 200 with Kafka reachable and its topics created", async () => {
+    const response = await runtime.app.request("/readyz");
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({
+      status: "ready",
+      checks: { kafka: { ok: true, critical: true } },
+    });
+  });
+});
+
+describe("OpenAPI", () => {
+  // biome-ignore lint/suspicious/noExplicitAny: a parsed JSON document
+  let spec: any;
+  beforeAll(async () => {
+    spec = await (await runtime.app.request("/openapi.json")).json();
+  });
+
+  test("is a valid OpenAPI 3.1 document", async () => {
+    expect(spec.openapi).toBe("3.1.0");
+    const result = await validate(structuredClone(spec));
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+  });
+
+  test("every kind's ingest route lists the statuses its handler returns, with problem+json errors", () => {
+    for (const kind of kinds) {
+      const operation = spec.paths[`/v1/${kind.name}/${kind.resource}`]?.post;
+      expect(Object.keys(operation.responses).sort()).toEqual(["202", "400", "413", "415", "422", "503"]);
+      expect(Object.keys(operation.requestBody.content).sort()).toEqual([
+        "application/json",
+        "application/x-ndjson",
+        "text/csv",
+      ]);
+      expect(operation.responses["422"].content["application/problem+json"]).toBeDefined();
+      expect(operation.responses["503"].headers["Retry-After"]).toBeDefined();
+      expect(spec.components.schemas[kind.title].properties[kind.sourceField]).toBeDefined();
+    }
+    expect(spec.components.schemas.OpenWeatherCurrent).toBeDefined();
+    expect(Object.keys(spec.paths["/readyz"].get.responses).sort()).toEqual(["200", "503"]);
+  });
+
+  test("the record schemas say unknown fields are refused", () => {
+    for (const kind of kinds) expect(spec.components.schemas[kind.title].additionalProperties).toBe(false);
+  });
+
+  test("/docs serves the interactive reference", async () => {
+    const response = await runtime.app.request("/docs");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("text/html");
+    expect(await response.text()).toContain("/openapi.json");
+  });
+});
+
+describe("configuration", () => {
+  test("a bad value stops the start, naming the variable", () => {
+    expect(() => loadConfig({ PORT: "eighty" })).toThrow(ConfigError);
+    expect(() => loadConfig({ PORT: "eighty" })).toThrow(/PORT/);
+    expect(() => loadConfig({ KAFKA_BROKERS: "no-port-here" })).toThrow(/KAFKA_BROKERS/);
+    expect(() => loadConfig({ ROLES: "gateway,teapot" })).toThrow(/ROLES/);
+  });
+
+  test("defaults hold with an empty environment", () => {
+    const config = loadConfig({});
+    expect(config.PORT).toBe(8080);
+    expect(config.KAFKA_BROKERS).toEqual(["127.0.0.1:9092"]);
+    expect(config.KAFKA_TOPIC_PREFIX).toBe("sluice");
+  });
+
+  test(".env.example lists every variable with the schema's default", async () => {
+    const example = await Bun.file(`${import.meta.dir}/../.env.example`).text();
+    const documented = Object.fromEntries(
+      example
+        .split("\n")
+        .filter((line) => /^[A-Z_]+=/.test(line))
+        .map((line) => line.split(/=(.*)/s).slice(0, 2) as [string, string]),
+    );
+    expect(Object.keys(documented).sort()).toEqual(Object.keys(configSchema.shape).sort());
+    expect(loadConfig(documented)).toEqual(loadConfig({}));
+  });
+});
