@@ -69,8 +69,8 @@ export async function recordTopics(topics: string[], kafkaBrokers = brokers) {
   };
 }
 
-export function post(runtime: Runtime, path: string, body: unknown, contentType = "application/json") {
-  return runtime.app.request(path, {
+export async function post(runtime: Runtime, path: string, body: unknown, contentType = "application/json") {
+  return await runtime.app.request(path, {
     method: "POST",
     headers: { "content-type": contentType },
     body: typeof body === "string" ? body : JSON.stringify(body),
