@@ -100,6 +100,7 @@ export function createIngest(deps: { config: Config; publisher: Publisher; logge
         ...limits,
         via: options.via,
         receivedAt,
+        receivedAtIso: receivedAt.toISOString(),
         sourceId: options.sourceId,
       };
       const { envelopes, rejections } = validateItems(kind, items, context);

@@ -29,6 +29,8 @@ export interface Rejection {
 export interface ValidationContext {
   via: Via;
   receivedAt: Date;
+  /** receivedAt as ISO 8601, formatted once for the whole batch. */
+  receivedAtIso: string;
   /** How far ahead of receivedAt a measurement may be, and how far behind. */
   maxFutureMs: number;
   maxAgeMs: number;
@@ -111,7 +113,7 @@ export function validateItem(
       kind: kind.name,
       sourceId: String(sourceId),
       ts: new Date(measuredAt).toISOString(),
-      receivedAt: context.receivedAt.toISOString(),
+      receivedAt: context.receivedAtIso,
       via: context.via,
       data,
     },

@@ -1,4 +1,4 @@
-import { type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
+import { type ICustomPartitioner, type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
 import type { Logger } from "../log";
 
 export interface OutgoingRecord {
@@ -6,6 +6,27 @@ export interface OutgoingRecord {
   key: string | null;
   value: string;
 }
+
+/**
+ * kafkajs's Java-compatible partitioner, remembering each key's partition: the original hashes the key and
+ * filters the partition list for every message, which shows in profiles of small-record traffic.
+ */
+const cachingPartitioner: ICustomPartitioner = () => {
+  const partitioner = Partitioners.DefaultPartitioner();
+  const cache = new Map<string, number>();
+  return (args) => {
+    const key = args.message.key;
+    if (key === null || key === undefined || args.message.partition !== undefined) return partitioner(args);
+    const cacheKey = `${args.topic}\u0000${args.partitionMetadata.length}\u0000${key.toString()}`;
+    let partition = cache.get(cacheKey);
+    if (partition === undefined) {
+      if (cache.size >= 100_000) cache.clear();
+      partition = partitioner(args);
+      cache.set(cacheKey, partition);
+    }
+    return partition;
+  };
+};
 
 /** Kafka did not acknowledge in time or refused: the caller answers 503 and the client retries. */
 export class KafkaUnavailable extends Error {}
@@ -145,7 +166,7 @@ export class Publisher {
       const producer = this.kafka.producer({
         idempotent: true,
         maxInFlightRequests: 1,
-        createPartitioner: Partitioners.DefaultPartitioner,
+        createPartitioner: cachingPartitioner,
         retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
       });
       const connecting = producer.connect().then(() => producer);
