@@ -29,6 +29,7 @@ listening() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 start() {
   fetch
   if running; then echo "kafka.sh: broker already running on 127.0.0.1:$port (pid $(cat "$pidfile"))" >&2; return; fi
+  if listening; then echo "kafka.sh: something already listens on 127.0.0.1:$port; using it as the broker" >&2; return; fi
   mkdir -p "$data/log"
   cat > "$data/server.properties" <<PROPS
 process.roles=broker,controller
