@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { z } from "zod";
 
 const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
@@ -35,6 +36,35 @@ export const configSchema = z.object({
   TS_MAX_FUTURE_SECONDS: int(300),
   TS_MAX_AGE_DAYS: int(30),
   RETRY_AFTER_SECONDS: int(5, 1),
+
+  MQTT_URL: z
+    .string()
+    .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, "an mqtt://, mqtts://, ws:// or wss:// URL")
+    .default("mqtt://127.0.0.1:1883"),
+  MQTT_USERNAME: z.string().optional(),
+  MQTT_PASSWORD: z.string().optional(),
+  MQTT_CLIENT_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,40}$/)
+    .default(
+      `sluice-${hostname()
+        .replace(/[^A-Za-z0-9._-]/g, "-")
+        .slice(0, 32)}`,
+    ),
+  MQTT_TOPIC_PREFIX: z
+    .string()
+    .regex(/^[^#+\s]+$/, "no wildcards or spaces")
+    .default("sluice/v1"),
+  MQTT_SHARED_GROUP: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default("sluice"),
+  MQTT_CONNECTIONS: int(16),
+  MQTT_SESSION_EXPIRY_SECONDS: int(604_800),
+  MQTT_CA_FILE: z.string().optional(),
+  MQTT_CERT_FILE: z.string().optional(),
+  MQTT_KEY_FILE: z.string().optional(),
+  MQTT_REJECT_UNAUTHORIZED: z.stringbool().default(true),
 });
 
 export type Config = z.infer<typeof configSchema>;

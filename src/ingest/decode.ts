@@ -14,6 +14,74 @@ export type MediaType = (typeof mediaTypes)[keyof typeof mediaTypes];
 
 export class MalformedBody extends Error {}
 
+export type RefusalReason =
+  | "invalid-record"
+  | "malformed-body"
+  | "unsupported-media-type"
+  | "body-too-large"
+  | "batch-too-large"
+  | "empty-body"
+  | "unknown-kind";
+
+/** A whole body or message refused before it could be split into records; `raw` is what goes to the dead letter. */
+export class Refused extends Error {
+  constructor(
+    readonly status: 400 | 413 | 415,
+    readonly reason: RefusalReason,
+    message: string,
+    readonly raw = "",
+  ) {
+    super(message);
+  }
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Every check of a body as a whole, in the order a client can fix them, then the split into records. */
+export function decodePayload(
+  bytes: Uint8Array,
+  contentType: string | undefined,
+  kind: Kind,
+  limits: { maxBodyBytes: number; maxBatchItems: number },
+): DecodedItem[] {
+  if (bytes.length > limits.maxBodyBytes) {
+    throw new Refused(
+      413,
+      "body-too-large",
+      `body of ${bytes.length} bytes exceeds the limit of ${limits.maxBodyBytes} bytes`,
+    );
+  }
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    throw new Refused(
+      400,
+      "malformed-body",
+      "body is not valid UTF-8",
+      Buffer.from(bytes).toString("latin1"),
+    );
+  }
+  const mediaType = mediaTypeOf(contentType);
+  if (!mediaType) {
+    const detail = `content type '${contentType}' is not one of ${Object.values(mediaTypes).join(", ")}`;
+    throw new Refused(415, "unsupported-media-type", detail, text);
+  }
+  let items: DecodedItem[];
+  try {
+    items = decodeBody(text, mediaType, kind);
+  } catch (error) {
+    if (error instanceof MalformedBody) throw new Refused(400, "malformed-body", error.message, text);
+    throw error;
+  }
+  if (items.length === 0) throw new Refused(400, "empty-body", "the body holds no records", text);
+  if (items.length > limits.maxBatchItems) {
+    const detail = `${items.length} records exceed the batch limit of ${limits.maxBatchItems}`;
+    throw new Refused(413, "batch-too-large", detail, text);
+  }
+  return items;
+}
+
 export function mediaTypeOf(contentType: string | undefined): MediaType | undefined {
   const essence = contentType?.split(";")[0]?.trim().toLowerCase();
   if (essence === "application/json" || essence?.match(/^application\/[a-z0-9.+-]*\+json$/))
@@ -43,7 +111,8 @@ function parseJson(text: string): unknown {
   }
 }
 
-export function decodeJson(text: string): DecodedItem[] {
+function decodeJson(text: string): DecodedItem[] {
+  if (text.trim() === "") return [];
   const parsed = parseJson(text);
   if (Array.isArray(parsed)) return parsed.map((value) => ({ value }));
   if (typeof parsed === "object" && parsed !== null) return [{ value: parsed, raw: text }];

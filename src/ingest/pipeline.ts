@@ -3,19 +3,10 @@ import { deadLetterTopic, kindTopic } from "../kafka/client";
 import type { OutgoingRecord, Publisher } from "../kafka/publisher";
 import type { Kind } from "../kinds";
 import type { Logger } from "../log";
-import type { DecodedItem } from "./decode";
+import type { DecodedItem, RefusalReason } from "./decode";
 import { type FieldError, type Rejection, type ValidationContext, type Via, validateItems } from "./validate";
 
 const MAX_RAW_CHARS = 65_536;
-
-export type DeadLetterReason =
-  | "invalid-record"
-  | "malformed-body"
-  | "unsupported-media-type"
-  | "body-too-large"
-  | "batch-too-large"
-  | "empty-body"
-  | "unknown-kind";
 
 /** The value of every record in the dead-letter topic: enough to see what a device sent and why it was refused. */
 export interface DeadLetter {
@@ -23,7 +14,7 @@ export interface DeadLetter {
   kind: string | null;
   via: Via;
   receivedAt: string;
-  reason: DeadLetterReason;
+  reason: RefusalReason;
   errors: (FieldError & { index?: number })[];
   raw: string;
   /** Where it came from: the HTTP content type or the MQTT topic. */
@@ -88,59 +79,70 @@ export function createIngest(deps: { config: Config; publisher: Publisher; logge
     );
   }
 
-  return {
-    /**
-     * Validates the records and publishes the valid ones to the kind's topic and the invalid ones to the
-     * dead-letter topic in one group commit. Resolves once Kafka has acknowledged all of them; throws
-     * KafkaUnavailable otherwise, unless nothing was valid (the refusal stands whatever Kafka does).
-     */
-    async records(kind: Kind, items: DecodedItem[], options: IngestOptions) {
-      const receivedAt = new Date();
-      const context: ValidationContext = {
-        ...limits,
-        via: options.via,
-        receivedAt,
-        receivedAtIso: receivedAt.toISOString(),
-        sourceId: options.sourceId,
-      };
-      const { envelopes, rejections } = validateItems(kind, items, context);
-      const topic = kindTopic(prefix, kind.name);
-      const outgoing: OutgoingRecord[] = envelopes.map((envelope) => ({
-        topic,
-        key: envelope.sourceId,
-        value: JSON.stringify(envelope),
-      }));
-      for (const rejection of rejections)
-        outgoing.push(rejectionRecord(kind, rejection, options, receivedAt));
-      try {
-        await deps.publisher.publish(outgoing);
-      } catch (error) {
-        if (envelopes.length > 0) throw error;
-        deps.logger.warn("dead-letter write failed", {
-          error: (error as Error).message,
-          records: rejections.length,
-        });
-      }
-      return { envelopes, rejections };
-    },
+  function refusal(
+    kind: Kind | undefined,
+    reason: RefusalReason,
+    message: string,
+    raw: string,
+    options: IngestOptions,
+  ): OutgoingRecord {
+    const errors = [{ path: "", message }];
+    const fields = { reason, errors, raw: raw.slice(0, MAX_RAW_CHARS) };
+    return deadLetterRecord(kind, fields, options, new Date(), options.sourceId ?? null);
+  }
 
-    /** A whole message or body refused before it could be split into records. Never throws. */
-    async refused(
-      kind: Kind | undefined,
-      reason: DeadLetterReason,
-      message: string,
-      raw: string,
-      options: IngestOptions,
-    ) {
-      const record = deadLetterRecord(
-        kind,
-        { reason, errors: [{ path: "", message }], raw: raw.slice(0, MAX_RAW_CHARS) },
-        options,
-        new Date(),
-        options.sourceId ?? null,
-      );
-      await deps.publisher.publish([record]).catch((error: Error) => {
-        deps.logger.warn("dead-letter write failed", { error: error.message, reason });
+  /** Validates the records and builds what goes to Kafka: ids are fixed here, so a retry sends the same records. */
+  function prepare(kind: Kind, items: DecodedItem[], options: IngestOptions) {
+    const receivedAt = new Date();
+    const context: ValidationContext = {
+      ...limits,
+      via: options.via,
+      receivedAt,
+      receivedAtIso: receivedAt.toISOString(),
+      sourceId: options.sourceId,
+    };
+    const { envelopes, rejections } = validateItems(kind, items, context);
+    const topic = kindTopic(prefix, kind.name);
+    const outgoing: OutgoingRecord[] = envelopes.map((envelope) => ({
+      topic,
+      key: envelope.sourceId,
+      value: JSON.stringify(envelope),
+    }));
+    for (const rejection of rejections) outgoing.push(rejectionRecord(kind, rejection, options, receivedAt));
+    return { envelopes, rejections, outgoing };
+  }
+
+  /**
+   * Publishes valid records to the kind's topic and invalid ones to the dead-letter topic in one group commit.
+   * Resolves once Kafka has acknowledged all of them; throws KafkaUnavailable otherwise, unless nothing was
+   * valid (the refusal stands whatever Kafka does).
+   */
+  async function publish(prepared: ReturnType<typeof prepare>) {
+    try {
+      await deps.publisher.publish(prepared.outgoing);
+    } catch (error) {
+      if (prepared.envelopes.length > 0) throw error;
+      deps.logger.warn("dead-letter write failed", {
+        error: (error as Error).message,
+        records: prepared.rejections.length,
+      });
+    }
+    return prepared;
+  }
+
+  return {
+    prepare,
+    publish,
+    records: (kind: Kind, items: DecodedItem[], options: IngestOptions) =>
+      publish(prepare(kind, items, options)),
+
+    /** The dead letter for a whole message or body refused before it could be split into records. */
+    refusal,
+
+    /** Writes a refusal to the dead-letter topic; a failure is logged, never thrown (the refusal stands). */
+    async refused(...args: Parameters<typeof refusal>) {
+      await deps.publisher.publish([refusal(...args)]).catch((error: Error) => {
+        deps.logger.warn("dead-letter write failed", { error: error.message, reason: args[1] });
       });
     },
   };

@@ -1,10 +1,10 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Config } from "../config";
-import { decodeBody, MalformedBody, mediaTypeOf, mediaTypes } from "../ingest/decode";
-import type { DeadLetterReason, Ingest } from "../ingest/pipeline";
+import { type DecodedItem, decodePayload, mediaTypes, Refused } from "../ingest/decode";
+import type { Ingest } from "../ingest/pipeline";
 import { KafkaUnavailable } from "../kafka/publisher";
 import { type Kind, kinds } from "../kinds";
-import { FieldErrorSchema, ProblemError, type ProblemStatus, problemResponses } from "../problem";
+import { FieldErrorSchema, ProblemError, problemResponses } from "../problem";
 
 const IngestResultSchema = z
   .object({
@@ -18,30 +18,23 @@ const IngestResultSchema = z
   })
   .openapi("IngestResult");
 
-class BodyTooLarge extends Error {}
-
-/** Reads at most `limit` bytes of the body, whether or not the client said how long it is. */
+/** Reads the body, stopping as soon as it is known to exceed `limit` bytes, declared or streamed. */
 async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+  const tooLarge = (size: number | string) =>
+    new Refused(413, "body-too-large", `body of ${size} bytes exceeds the limit of ${limit} bytes`);
   const declared = Number(request.headers.get("content-length") ?? Number.NaN);
-  if (declared > limit)
-    throw new BodyTooLarge(`body of ${declared} bytes exceeds the limit of ${limit} bytes`);
+  if (declared > limit) throw tooLarge(declared);
   if (!request.body) return new Uint8Array();
-  if (Number.isFinite(declared)) {
-    const bytes = new Uint8Array(await request.arrayBuffer());
-    if (bytes.length > limit) throw new BodyTooLarge(`body exceeds the limit of ${limit} bytes`);
-    return bytes;
-  }
+  if (Number.isFinite(declared)) return new Uint8Array(await request.arrayBuffer());
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of request.body) {
     size += chunk.length;
-    if (size > limit) throw new BodyTooLarge(`body exceeds the limit of ${limit} bytes`);
+    if (size > limit) throw tooLarge(`more than ${limit}`);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
 }
-
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 function refs(kind: Kind) {
   const one = [{ $ref: `#/components/schemas/${kind.title}` }];
@@ -84,67 +77,36 @@ function ingestRoute(kind: Kind, config: Config) {
 
 export function registerIngest(app: OpenAPIHono, deps: { config: Config; ingest: Ingest }) {
   const { config, ingest } = deps;
+  const limits = { maxBodyBytes: config.MAX_BODY_BYTES, maxBatchItems: config.MAX_BATCH_ITEMS };
   for (const kind of kinds) {
     app.openAPIRegistry.register(kind.title, kind.schema);
     if (kind.alternate) app.openAPIRegistry.register(kind.alternate.title, kind.alternate.schema);
 
     app.openapi(ingestRoute(kind, config), async (c) => {
-      const contentType = c.req.header("content-type") ?? "";
+      const contentType = c.req.header("content-type");
       const options = { via: "http" as const, origin: contentType };
-      const refuse = async (status: ProblemStatus, reason: DeadLetterReason, detail: string, raw = "") => {
-        await ingest.refused(kind, reason, detail, raw, options);
-        return new ProblemError(status, reason, detail);
-      };
-
-      let bytes: Uint8Array;
+      let items: DecodedItem[];
       try {
-        bytes = await readBody(c.req.raw, config.MAX_BODY_BYTES);
+        const bytes = await readBody(c.req.raw, config.MAX_BODY_BYTES);
+        items = decodePayload(bytes, contentType, kind, limits);
       } catch (error) {
-        if (error instanceof BodyTooLarge) throw await refuse(413, "body-too-large", error.message);
-        throw error;
-      }
-      let text: string;
-      try {
-        text = strictUtf8.decode(bytes);
-      } catch {
-        throw await refuse(
-          400,
-          "malformed-body",
-          "body is not valid UTF-8",
-          Buffer.from(bytes).toString("latin1"),
-        );
-      }
-      const mediaType = mediaTypeOf(contentType);
-      if (!mediaType) {
-        const detail = `content type '${contentType}' is not one of ${Object.values(mediaTypes).join(", ")}`;
-        throw await refuse(415, "unsupported-media-type", detail, text);
-      }
-      let items: ReturnType<typeof decodeBody>;
-      try {
-        items = decodeBody(text, mediaType, kind);
-      } catch (error) {
-        if (error instanceof MalformedBody) throw await refuse(400, "malformed-body", error.message, text);
-        throw error;
-      }
-      if (items.length === 0) throw await refuse(400, "empty-body", "the body holds no records", text);
-      if (items.length > config.MAX_BATCH_ITEMS) {
-        const detail = `${items.length} records exceed the batch limit of ${config.MAX_BATCH_ITEMS}`;
-        throw await refuse(413, "batch-too-large", detail, text);
+        if (!(error instanceof Refused)) throw error;
+        await ingest.refused(kind, error.reason, error.message, error.raw, options);
+        throw new ProblemError(error.status, error.reason, error.message);
       }
 
       let outcome: Awaited<ReturnType<Ingest["records"]>>;
       try {
-        outcome = await ingest.records(kind, items, { ...options, origin: mediaType });
+        outcome = await ingest.records(kind, items, options);
       } catch (error) {
         if (!(error instanceof KafkaUnavailable)) throw error;
+        const retryAfter = { "retry-after": String(config.RETRY_AFTER_SECONDS) };
         throw new ProblemError(
           503,
           "kafka-unavailable",
           `records not accepted: ${error.message}`,
           undefined,
-          {
-            "retry-after": String(config.RETRY_AFTER_SECONDS),
-          },
+          retryAfter,
         );
       }
       const { envelopes, rejections } = outcome;
