@@ -4,6 +4,7 @@ import { createIngest } from "./ingest/pipeline";
 import { createKafka, ensureTopics } from "./kafka/client";
 import { Publisher } from "./kafka/publisher";
 import { createLogger, type Logger } from "./log";
+import { createMqttIngress } from "./mqtt/ingress";
 import type { Probe } from "./routes/health";
 
 /** Builds every client once and wires them into the app; `close` releases them in order. */
@@ -44,6 +45,11 @@ export function createRuntime(config: Config, logger: Logger = createLogger(conf
       },
     },
   ];
+  const mqtt =
+    config.ROLES.includes("gateway") && config.MQTT_CONNECTIONS > 0
+      ? createMqttIngress({ config, ingest, publisher, logger })
+      : undefined;
+  if (mqtt) probes.push({ name: "mqtt", critical: true, check: mqtt.check });
   const app = createApp({ config, logger, ingest, probes });
 
   return {
@@ -52,10 +58,12 @@ export function createRuntime(config: Config, logger: Logger = createLogger(conf
     logger,
     publisher,
     ingest,
+    mqtt,
     /** Resolves once the topics exist. */
     ready,
     async close() {
       closed = true;
+      await mqtt?.close();
       await publisher.close();
       await admin.disconnect().catch(() => {});
     },

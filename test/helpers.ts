@@ -95,3 +95,46 @@ export async function privateBroker(port: number) {
 }
 
 export const now = () => Date.now();
+
+export async function freePort(): Promise<number> {
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const { port } = server;
+  server.stop(true);
+  return port;
+}
+
+async function waitForTcp(port: number, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+      socket.end();
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
+      await Bun.sleep(50);
+    }
+  }
+}
+
+/** Mosquitto with the project's own config, on a free port and a data directory of its own. */
+export async function startMosquitto() {
+  const port = await freePort();
+  const dir = `/tmp/sluice-mosquitto-${port}`;
+  await Bun.$`rm -rf ${dir} && mkdir -p ${dir} && chmod 0777 ${dir}`;
+  const shipped = await Bun.file(`${import.meta.dir}/../deploy/mosquitto/mosquitto.conf`).text();
+  const config = shipped
+    .replace(/^listener 1883$/m, `listener ${port} 127.0.0.1`)
+    .replace(/^persistence_location .*$/m, `persistence_location ${dir}/`);
+  if (config === shipped) throw new Error("mosquitto.conf no longer has the lines the tests adapt");
+  await Bun.write(`${dir}/mosquitto.conf`, config);
+  const proc = Bun.spawn(["mosquitto", "-c", `${dir}/mosquitto.conf`], { stdout: "ignore", stderr: "pipe" });
+  await waitForTcp(port);
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    async stop() {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+  };
+}
