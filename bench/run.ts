@@ -1,6 +1,7 @@
 import { $ } from "bun";
 import { benchHttp, type Row } from "./http";
 import { ensureWrk, machine, root } from "./lib";
+import { benchMqtt } from "./mqtt";
 
 // bun run bench [seconds per measurement]
 const seconds = Number(process.argv[2] ?? 10);
@@ -8,7 +9,7 @@ const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
 
 await ensureWrk();
 await $`bash ${root}/scripts/kafka.sh start`;
-const rows: Row[] = [...(await benchHttp(seconds, brokers))];
+const rows: Row[] = [...(await benchHttp(seconds, brokers)), ...(await benchMqtt(brokers))];
 
 const date = new Date().toISOString().slice(0, 16).replace("T", " ");
 const table = [
