@@ -17,7 +17,7 @@ const list = (fallback: string) =>
 export const configSchema = z.object({
   PORT: int(8080, 0).pipe(z.number().max(65535)),
   HOST: z.string().default("0.0.0.0"),
-  ROLES: list("gateway").pipe(z.array(z.enum(["gateway"])).min(1)),
+  ROLES: list("gateway,sink").pipe(z.array(z.enum(["gateway", "sink"])).min(1)),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 
   KAFKA_BROKERS: list("127.0.0.1:9092").pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/)).min(1)),
@@ -36,6 +36,22 @@ export const configSchema = z.object({
   TS_MAX_FUTURE_SECONDS: int(300),
   TS_MAX_AGE_DAYS: int(30),
   RETRY_AFTER_SECONDS: int(5, 1),
+
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "a postgres:// URL")
+    .default("postgres://postgres@127.0.0.1:5432/sluice"),
+  DATABASE_POOL_SIZE: int(10, 1),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "a redis:// URL")
+    .default("redis://127.0.0.1:6379/0"),
+  RETENTION_DAYS: int(30, 1),
+  ROLLUP_RETENTION_DAYS: int(400, 1),
+  AGGREGATE_MAX_BUCKETS: int(5000, 1),
+  /** A bucket counts as closed (cacheable) once it ended this long ago. */
+  CACHE_CLOSED_AFTER_SECONDS: int(120, 0),
+  CACHE_TTL_SECONDS: int(86_400, 1),
 
   MQTT_URL: z
     .string()

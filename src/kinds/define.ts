@@ -44,6 +44,15 @@ interface KindSpec<Name extends string, Source extends string, Shape extends z.Z
   metrics: readonly (keyof Shape & string)[];
   /** Cross-field rules, e.g. "at least one metric". */
   check?: (data: z.infer<z.ZodObject<Shape>>, ctx: z.RefinementCtx) => void;
+  /**
+   * Values that are physically possible but not plausible (a counter spike): records holding one are stored
+   * with a quality flag and left out of aggregates unless asked for.
+   */
+  plausible?: Partial<Record<keyof Shape & string, readonly [number, number]>>;
+  /** Metrics whose value repeated this many times in a row means a stuck sensor. */
+  stuck?: { metrics: readonly (keyof Shape & string)[]; after: number };
+  /** Values derived from a bucket's sums, served beside the metrics (e.g. a store's conversion rate). */
+  derived?: Record<string, (sums: Partial<Record<keyof Shape & string, number>>) => number | null>;
   /** Another accepted input format, turned into the record's own shape before validation. */
   alternate?: { title: string; detect: (input: Record<string, unknown>) => boolean; schema: z.ZodType };
 }
@@ -61,6 +70,9 @@ export interface Kind {
   metrics: readonly string[];
   /** Validates one record: strict (unknown fields are errors), bounds checked, defaults applied. */
   schema: z.ZodType<JsonObject>;
+  plausible?: Partial<Record<string, readonly [number, number]>>;
+  stuck?: { metrics: readonly string[]; after: number };
+  derived?: Record<string, (sums: Partial<Record<string, number>>) => number | null>;
   alternate?: { title: string; detect: (input: JsonObject) => boolean; schema: z.ZodType };
 }
 

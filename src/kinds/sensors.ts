@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { kindTables } from "../db/schema";
 import { defineKind } from "./define";
 
 const metric = (min: number, max: number, unit: string) =>
@@ -29,6 +30,8 @@ export const sensors = defineKind({
       .optional(),
   },
   metrics,
+  plausible: { temperature: [-40, 60], pm25: [0, 500], pm10: [0, 600], no2: [0, 400], co2: [300, 5000] },
+  stuck: { metrics: ["temperature", "humidity"], after: 10 },
   check: (reading, ctx) => {
     if (metrics.every((name) => reading[name] === undefined)) {
       ctx.addIssue({
@@ -39,3 +42,6 @@ export const sensors = defineKind({
     }
   },
 });
+
+/** Its tables, exported for drizzle-kit. */
+export const { records: sensorsRecords, rollups: sensorsRollups } = kindTables(sensors);

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { kindTables } from "../db/schema";
 import { defineKind, sourceIdSchema } from "./define";
 
 const count = z.number().int().min(0).max(1_000_000);
@@ -21,4 +22,12 @@ export const traffic = defineKind({
       .default("EUR"),
   },
   metrics: ["visitorsIn", "visitorsOut", "transactions", "revenue"],
+  // Counts are per reporting interval (a few minutes): thousands at once is a counter glitch.
+  plausible: { visitorsIn: [0, 2000], visitorsOut: [0, 2000], transactions: [0, 1000], revenue: [0, 100_000] },
+  derived: {
+    conversionRate: ({ transactions, visitorsIn }) => (visitorsIn ? (transactions ?? 0) / visitorsIn : null),
+  },
 });
+
+/** Its tables, exported for drizzle-kit. */
+export const { records: trafficRecords, rollups: trafficRollups } = kindTables(traffic);

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { kindTables } from "../db/schema";
 import { defineKind } from "./define";
 
 const optionalNumber = (min: number, max: number, unit: string) =>
@@ -75,9 +76,13 @@ export const weather = defineKind({
     lon: optionalNumber(-180, 180, "degrees"),
   },
   metrics: ["temperature", "feelsLike", "humidity", "pressure", "windSpeed", "clouds", "precipitation"],
+  plausible: { temperature: [-60, 56], pressure: [870, 1085], windSpeed: [0, 70], precipitation: [0, 200] },
   alternate: {
     title: "OpenWeatherCurrent",
     detect: (input) => typeof input.main === "object" && input.main !== null && "dt" in input,
     schema: openWeatherSchema,
   },
 });
+
+/** Its tables, exported for drizzle-kit. */
+export const { records: weatherRecords, rollups: weatherRollups } = kindTables(weather);

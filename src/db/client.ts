@@ -1,0 +1,74 @@
+import { drizzle } from "drizzle-orm/postgres-js";
+import { migrate } from "drizzle-orm/postgres-js/migrator";
+import postgres from "postgres";
+import type { Logger } from "../log";
+
+export function createDb(url: string, poolSize = 10) {
+  const client = postgres(url, {
+    max: poolSize,
+    connect_timeout: 3,
+    idle_timeout: 60,
+    onnotice: () => {},
+  });
+  return { db: drizzle(client), client };
+}
+
+export type Db = ReturnType<typeof createDb>["db"];
+
+const connectionErrors = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "53300", // too_many_connections
+]);
+
+/** Whether an error means PostgreSQL cannot be reached now, as opposed to a bad statement. */
+export function isUnavailable(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; current && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && connectionErrors.has(code)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** Creates the database when missing, then applies the pending migrations from drizzle/. */
+export async function migrateDatabase(url: string, logger: Logger) {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.slice(1));
+  const admin = postgres({ ...parseUrl(url), database: "postgres", max: 1, onnotice: () => {} });
+  try {
+    const [exists] = await admin`select 1 from pg_database where datname = ${name}`;
+    if (!exists) {
+      await admin.unsafe(`create database "${name.replace(/"/g, '""')}"`);
+      logger.info("created database", { database: name });
+    }
+  } finally {
+    await admin.end();
+  }
+  const { db, client } = createDb(url, 1);
+  try {
+    await migrate(db, { migrationsFolder: `${import.meta.dir}/../../drizzle` });
+  } finally {
+    await client.end();
+  }
+}
+
+function parseUrl(url: string) {
+  const parsed = new URL(url);
+  return {
+    host: parsed.hostname,
+    port: Number(parsed.port || 5432),
+    username: decodeURIComponent(parsed.username) || undefined,
+    password: decodeURIComponent(parsed.password) || undefined,
+  };
+}

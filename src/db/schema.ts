@@ -1,0 +1,85 @@
+import {
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  type PgColumnBuilderBase,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+} from "drizzle-orm/pg-core";
+
+const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+
+/** `visitorsIn` → `visitors_in`: metric names as SQL column names. */
+export const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+
+/** Roll-up widths kept in PostgreSQL; 5m and 15m buckets are summed from 1m rows. */
+export const rollupWidths = { "1m": 60_000, "1h": 3_600_000, "1d": 86_400_000 } as const;
+export type RollupWidth = keyof typeof rollupWidths;
+
+function metricColumns(metrics: readonly string[]) {
+  const columns: Record<string, PgColumnBuilderBase> = {};
+  for (const metric of metrics) {
+    const column = snakeCase(metric);
+    columns[`${metric}Count`] = integer(`${column}_count`).notNull().default(0);
+    columns[`${metric}Sum`] = doublePrecision(`${column}_sum`);
+    columns[`${metric}Min`] = doublePrecision(`${column}_min`);
+    columns[`${metric}Max`] = doublePrecision(`${column}_max`);
+  }
+  return columns;
+}
+
+/**
+ * A kind's two tables: its raw records (idempotent on id) and its roll-ups, one row per source, width,
+ * bucket and quality, with count, sum, min and max of every metric.
+ */
+function buildTables(kind: { name: string; metrics: readonly string[] }) {
+  const records = pgTable(
+    `${kind.name}_records`,
+    {
+      id: text("id").primaryKey(),
+      sourceId: text("source_id").notNull(),
+      ts: timestamptz("ts").notNull(),
+      receivedAt: timestamptz("received_at").notNull(),
+      via: text("via").notNull(),
+      data: jsonb("data").$type<Record<string, unknown>>().notNull(),
+      /** Why a record is suspect (`<metric>:out-of-range`, `<metric>:stuck`); empty when it is not. */
+      flags: text("flags").array().notNull().default([]),
+    },
+    (table) => [
+      index(`${kind.name}_records_source_ts`).on(table.sourceId, table.ts.desc(), table.id.desc()),
+      index(`${kind.name}_records_ts`).on(table.ts.desc(), table.id.desc()),
+    ],
+  );
+  const rollups = pgTable(
+    `${kind.name}_rollups`,
+    {
+      sourceId: text("source_id").notNull(),
+      width: text("width").$type<RollupWidth>().notNull(),
+      bucketStart: timestamptz("bucket_start").notNull(),
+      quality: text("quality").$type<"ok" | "suspect">().notNull(),
+      count: integer("count").notNull(),
+      ...metricColumns(kind.metrics),
+    },
+    (table) => [
+      primaryKey({ columns: [table.sourceId, table.width, table.bucketStart, table.quality] }),
+      index(`${kind.name}_rollups_width_bucket`).on(table.width, table.bucketStart),
+    ],
+  );
+  return { records, rollups };
+}
+
+export type KindTables = ReturnType<typeof buildTables>;
+const built = new Map<string, KindTables>();
+
+/** The tables of a kind, built once; each kind file exports them so that drizzle-kit sees them. */
+export function kindTables(kind: { name: string; metrics: readonly string[] }): KindTables {
+  let tables = built.get(kind.name);
+  if (!tables) {
+    tables = buildTables(kind);
+    built.set(kind.name, tables);
+  }
+  return tables;
+}
