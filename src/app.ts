@@ -5,14 +5,17 @@ import type { Ingest } from "./ingest/pipeline";
 import { formatPath } from "./ingest/validate";
 import type { Logger } from "./log";
 import { ProblemError } from "./problem";
+import type { Reader } from "./reader";
 import { registerDocs } from "./routes/docs";
 import { type Probe, registerHealth } from "./routes/health";
 import { registerIngest } from "./routes/ingest";
+import { registerQuery } from "./routes/query";
 
 export interface AppDeps {
   config: Config;
   logger: Logger;
   ingest: Ingest;
+  reader: Reader;
   probes: Probe[];
 }
 
@@ -52,6 +55,7 @@ export function createApp(deps: AppDeps) {
 
   registerHealth(app, deps);
   registerIngest(app, deps);
+  registerQuery(app, deps);
   registerDocs(app);
   return app;
 }

@@ -46,6 +46,7 @@ export const configSchema = z.object({
     .string()
     .regex(/^rediss?:\/\//, "a redis:// URL")
     .default("redis://127.0.0.1:6379/0"),
+  REDIS_KEY_PREFIX: z.string().min(1).default("sluice"),
   RETENTION_DAYS: int(30, 1),
   ROLLUP_RETENTION_DAYS: int(400, 1),
   AGGREGATE_MAX_BUCKETS: int(5000, 1),

@@ -1,14 +1,30 @@
 import { ConfigError, loadConfig } from "./config";
+import { migrateDatabase } from "./db/client";
 import { createLogger } from "./log";
 import { createRuntime } from "./runtime";
 
 const usage = `usage: sluice <command>
-  start     run the roles named in ROLES (default: gateway)
+  start     apply pending migrations, then run the roles named in ROLES (default: gateway,sink)
+  migrate   create the database if missing and apply pending migrations
   help      this text`;
+
+async function migrate(logger: ReturnType<typeof createLogger>, url: string, attempts: number) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await migrateDatabase(url, logger);
+      return;
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+      logger.warn("PostgreSQL not ready for migrations, retrying", { error: (error as Error).message });
+      await Bun.sleep(2000);
+    }
+  }
+}
 
 async function start() {
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL);
+  await migrate(logger, config.DATABASE_URL, 15);
   const runtime = createRuntime(config, logger);
   const server = Bun.serve({ port: config.PORT, hostname: config.HOST, fetch: runtime.app.fetch });
   logger.info("gateway listening", {
@@ -39,7 +55,11 @@ async function start() {
 const command = process.argv[2] ?? "start";
 try {
   if (command === "start") await start();
-  else {
+  else if (command === "migrate") {
+    const config = loadConfig();
+    await migrate(createLogger(config.LOG_LEVEL), config.DATABASE_URL, 1);
+    console.log("migrations applied");
+  } else {
     console.log(usage);
     process.exit(command === "help" || command === "--help" ? 0 : 2);
   }

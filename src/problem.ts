@@ -72,7 +72,7 @@ const descriptions: Record<ProblemStatus, string> = {
   415: "The content type is not application/json, application/x-ndjson or text/csv.",
   422: "No record in the body is valid; `errors` lists each error with its record index and field path.",
   500: "An unexpected error.",
-  503: "A dependency (Kafka) cannot take the request now; retry after the `Retry-After` seconds.",
+  503: "A dependency (Kafka, PostgreSQL) cannot serve the request now; retry after `Retry-After` seconds.",
 };
 
 const retryAfter = {

@@ -1,14 +1,25 @@
+import { sql } from "drizzle-orm";
 import { createApp } from "./app";
+import { createCache } from "./cache/redis";
 import type { Config } from "./config";
+import { createDb } from "./db/client";
 import { createIngest } from "./ingest/pipeline";
 import { createKafka, ensureTopics } from "./kafka/client";
 import { Publisher } from "./kafka/publisher";
 import { createLogger, type Logger } from "./log";
 import { createMqttIngress } from "./mqtt/ingress";
+import { createReader } from "./reader";
 import type { Probe } from "./routes/health";
+import { startRetention } from "./sink/retention";
+import { createSink, type SinkHooks } from "./sink/sink";
 
-/** Builds every client once and wires them into the app; `close` releases them in order. */
-export function createRuntime(config: Config, logger: Logger = createLogger(config.LOG_LEVEL)) {
+/** Builds every client once, wires them into the roles named in ROLES; `close` releases them in order. */
+export function createRuntime(
+  config: Config,
+  logger: Logger = createLogger(config.LOG_LEVEL),
+  options: { sinkHooks?: SinkHooks } = {},
+) {
+  const roles = new Set(config.ROLES);
   const kafka = createKafka(config, logger);
   const admin = kafka.admin();
   const publisher = new Publisher(kafka, {
@@ -17,10 +28,21 @@ export function createRuntime(config: Config, logger: Logger = createLogger(conf
     logger,
   });
   const ingest = createIngest({ config, publisher, logger });
+  const { db, client: postgres } = createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
+  const cache = createCache(config.REDIS_URL, config.REDIS_KEY_PREFIX, logger);
+  const reader = createReader({ db, cache, config });
+  const sink = roles.has("sink")
+    ? createSink({ config, kafka, db, cache, logger, hooks: options.sinkHooks })
+    : undefined;
+  const retention = roles.has("sink") ? startRetention({ config, db, logger }) : undefined;
+  const mqtt =
+    roles.has("gateway") && config.MQTT_CONNECTIONS > 0
+      ? createMqttIngress({ config, ingest, publisher, logger })
+      : undefined;
 
   let topicsReady = false;
   let closed = false;
-  const prepareTopics = async () => {
+  const prepare = async () => {
     while (!topicsReady && !closed) {
       try {
         await admin.connect();
@@ -32,8 +54,9 @@ export function createRuntime(config: Config, logger: Logger = createLogger(conf
         await Bun.sleep(2000);
       }
     }
+    if (sink && !closed) await sink.start();
   };
-  const ready = prepareTopics();
+  const ready = prepare();
 
   const probes: Probe[] = [
     {
@@ -44,13 +67,11 @@ export function createRuntime(config: Config, logger: Logger = createLogger(conf
         await admin.describeCluster();
       },
     },
+    { name: "postgres", critical: true, check: () => db.execute(sql`select 1`) },
+    { name: "redis", critical: false, check: () => cache.ping() },
   ];
-  const mqtt =
-    config.ROLES.includes("gateway") && config.MQTT_CONNECTIONS > 0
-      ? createMqttIngress({ config, ingest, publisher, logger })
-      : undefined;
   if (mqtt) probes.push({ name: "mqtt", critical: true, check: mqtt.check });
-  const app = createApp({ config, logger, ingest, probes });
+  const app = createApp({ config, logger, ingest, reader, probes });
 
   return {
     app,
@@ -59,13 +80,21 @@ export function createRuntime(config: Config, logger: Logger = createLogger(conf
     publisher,
     ingest,
     mqtt,
-    /** Resolves once the topics exist. */
+    sink,
+    db,
+    cache,
+    retention,
+    /** Resolves once the topics exist and the sink has joined its group. */
     ready,
     async close() {
       closed = true;
+      retention?.stop();
       await mqtt?.close();
+      await sink?.stop();
       await publisher.close();
       await admin.disconnect().catch(() => {});
+      await cache.close();
+      await postgres.end({ timeout: 5 });
     },
   };
 }

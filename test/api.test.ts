@@ -8,7 +8,7 @@ import { startRuntime } from "./helpers";
 let runtime: Runtime;
 beforeAll(async () => {
   runtime = await startRuntime();
-});
+}, 30_000);
 afterAll(() => runtime.close());
 
 describe("health", () => {

@@ -1,5 +1,7 @@
 import { type Consumer, Kafka, logLevel } from "kafkajs";
+import postgres from "postgres";
 import { type Config, loadConfig } from "../src/config";
+import { migrateDatabase } from "../src/db/client";
 import { createLogger } from "../src/log";
 import { createRuntime, type Runtime } from "../src/runtime";
 
@@ -7,18 +9,45 @@ export const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
 
 /** A config of its own for each test file: topics under a fresh prefix, so files never see each other's records. */
 export function testConfig(overrides: Record<string, string> = {}): Config {
+  const prefix = `test-${crypto.randomUUID().slice(0, 8)}`;
   return loadConfig({
     KAFKA_BROKERS: brokers,
-    KAFKA_TOPIC_PREFIX: `test-${crypto.randomUUID().slice(0, 8)}`,
+    KAFKA_TOPIC_PREFIX: prefix,
+    REDIS_KEY_PREFIX: prefix,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     ...overrides,
   });
 }
 
-export async function startRuntime(overrides: Record<string, string> = {}): Promise<Runtime> {
-  const config = testConfig(overrides);
-  const runtime = createRuntime(config, createLogger(config.LOG_LEVEL));
+/** A database of the test's own, migrated, dropped again by the returned function. */
+export async function testDatabase() {
+  const name = `sluice_test_${crypto.randomUUID().replace(/-/g, "").slice(0, 12)}`;
+  const url = `postgres://postgres@127.0.0.1:5432/${name}`;
+  await migrateDatabase(url, createLogger("silent"));
+  return {
+    url,
+    async drop() {
+      const admin = postgres("postgres://postgres@127.0.0.1:5432/postgres", { max: 1, onnotice: () => {} });
+      await admin.unsafe(`drop database if exists "${name}" with (force)`);
+      await admin.end();
+    },
+  };
+}
+
+/** A whole Sluice (gateway and sink) on a database, topics and Redis keys of its own. */
+export async function startRuntime(
+  overrides: Record<string, string> = {},
+  options: Parameters<typeof createRuntime>[2] = {},
+): Promise<Runtime> {
+  const database = overrides.DATABASE_URL ? undefined : await testDatabase();
+  const config = testConfig({ ...(database ? { DATABASE_URL: database.url } : {}), ...overrides });
+  const runtime = createRuntime(config, createLogger(config.LOG_LEVEL), options);
   await runtime.ready;
+  const close = runtime.close;
+  runtime.close = async () => {
+    await close();
+    await database?.drop();
+  };
   return runtime;
 }
 

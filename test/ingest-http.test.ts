@@ -12,12 +12,12 @@ beforeAll(async () => {
   runtime = await startRuntime({ MAX_BODY_BYTES: "20000", MAX_BATCH_ITEMS: "50", KAFKA_PARTITIONS: "2" });
   prefix = runtime.config.KAFKA_TOPIC_PREFIX;
   topics = await recordTopics(allTopics(prefix));
-});
+}, 30_000);
 
 afterAll(async () => {
   await topics.stop();
   await runtime.close();
-});
+}, 60_000);
 
 const iso = (offsetMs = 0) => new Date(Date.now() + offsetMs).toISOString();
 

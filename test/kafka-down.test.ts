@@ -8,7 +8,7 @@ const reading = (deviceId: string) => ({ deviceId, ts: new Date().toISOString(),
 const cleanups: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
-});
+}, 60_000);
 
 async function timed<T>(work: () => Promise<T>) {
   const started = performance.now();

@@ -27,7 +27,7 @@ beforeAll(async () => {
   topics = await recordTopics(allTopics(prefix));
   device = await mqtt.connectAsync(mosquitto.url, { clientId: `device-${crypto.randomUUID()}` });
   for (let i = 0; i < 100 && !runtime.mqtt?.connected(); i++) await Bun.sleep(50);
-});
+}, 30_000);
 
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
@@ -35,7 +35,7 @@ afterAll(async () => {
   await topics.stop();
   await runtime.close();
   await mosquitto.stop();
-});
+}, 60_000);
 
 const now = () => new Date().toISOString();
 const publish = (topic: string, payload: unknown, qos: 0 | 1 = 1) =>

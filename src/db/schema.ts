@@ -9,6 +9,7 @@ import {
   text,
   timestamp,
 } from "drizzle-orm/pg-core";
+import type { Via } from "../ingest/validate";
 
 const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 
@@ -43,7 +44,7 @@ function buildTables(kind: { name: string; metrics: readonly string[] }) {
       sourceId: text("source_id").notNull(),
       ts: timestamptz("ts").notNull(),
       receivedAt: timestamptz("received_at").notNull(),
-      via: text("via").notNull(),
+      via: text("via").$type<Via>().notNull(),
       data: jsonb("data").$type<Record<string, unknown>>().notNull(),
       /** Why a record is suspect (`<metric>:out-of-range`, `<metric>:stuck`); empty when it is not. */
       flags: text("flags").array().notNull().default([]),

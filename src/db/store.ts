@@ -1,9 +1,9 @@
-import { getTableConfig } from "drizzle-orm/pg-core";
 import { sql } from "drizzle-orm";
+import { getTableConfig } from "drizzle-orm/pg-core";
 import type { Envelope } from "../ingest/validate";
 import type { Kind } from "../kinds";
 import type { Db } from "./client";
-import { kindTables, rollupWidths, snakeCase } from "./schema";
+import { kindTables, type rollupWidths, snakeCase } from "./schema";
 
 export interface StoredRecord extends Envelope {
   flags: string[];
@@ -20,7 +20,10 @@ function writeStatement(kind: Kind) {
   const { records, rollups } = kindTables(kind);
   const recordsTable = getTableConfig(records).name;
   const rollupsTable = getTableConfig(rollups).name;
-  const columns = kind.metrics.map((metric) => ({ value: `(i.data->>'${metric}')::float8`, column: snakeCase(metric) }));
+  const columns = kind.metrics.map((metric) => ({
+    value: `(i.data->>'${metric}')::float8`,
+    column: snakeCase(metric),
+  }));
   const widths = Object.entries(steps)
     .map(([width, step]) => `('${width}', interval '${step}')`)
     .join(", ");

@@ -1,5 +1,6 @@
-import type { z } from "@hono/zod-openapi";
+import { CsvError, parseCsv } from "../csv";
 import type { Kind } from "../kinds";
+import { isNumberAt } from "../kinds/define";
 
 /** One record as it came in: its parsed value, or why it could not be parsed. */
 export type DecodedItem = { value: unknown; raw?: string } | { error: string; raw: string };
@@ -135,7 +136,13 @@ function decodeNdjson(text: string): DecodedItem[] {
 
 /** CSV: a header row names the fields (dotted for nested ones, e.g. location.lat); empty cells are absent. */
 function decodeCsv(text: string, kind: Kind): DecodedItem[] {
-  const rows = parseCsv(text);
+  let rows: string[][];
+  try {
+    rows = parseCsv(text);
+  } catch (error) {
+    if (error instanceof CsvError) throw new MalformedBody(error.message);
+    throw error;
+  }
   const header = rows.shift();
   if (!header || header.every((cell) => cell.trim() === ""))
     throw new MalformedBody("CSV body has no header row");
@@ -181,56 +188,4 @@ function setPath(target: Record<string, unknown>, path: string[], value: unknown
   }
   const last = path.at(-1) ?? "";
   Object.defineProperty(node, last, { value, enumerable: true, writable: true, configurable: true });
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: reads zod's internal definition tree
-type ZodDef = { type: string; innerType?: { _zod: { def: ZodDef } }; shape?: Record<string, any> };
-
-/** A schema's definition with optional, default and nullable wrappers removed. */
-function unwrap(schema: unknown): ZodDef | undefined {
-  let def = (schema as { _zod?: { def: ZodDef } } | undefined)?._zod?.def;
-  while (def?.innerType) def = def.innerType._zod.def;
-  return def;
-}
-
-/** Whether the field at a dotted path is a number, so that its CSV cells are read as numbers. */
-function isNumberAt(shape: z.ZodRawShape, path: string[]): boolean {
-  const [first = "", ...rest] = path;
-  let def = Object.hasOwn(shape, first) ? unwrap(shape[first]) : undefined;
-  for (const key of rest) def = def?.type === "object" && def.shape ? unwrap(def.shape[key]) : undefined;
-  return def?.type === "number";
-}
-
-/** RFC 4180: quoted cells may hold commas, quotes (doubled) and line breaks. */
-export function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const char = text[i];
-    if (quoted) {
-      if (char === '"' && text[i + 1] === '"') {
-        cell += '"';
-        i++;
-      } else if (char === '"') quoted = false;
-      else cell += char;
-    } else if (char === '"' && cell === "") quoted = true;
-    else if (char === ",") {
-      row.push(cell);
-      cell = "";
-    } else if (char === "\n" || char === "\r") {
-      if (char === "\r" && text[i + 1] === "\n") i++;
-      row.push(cell);
-      rows.push(row);
-      row = [];
-      cell = "";
-    } else cell += char;
-  }
-  if (quoted) throw new MalformedBody("CSV body ends inside a quoted cell");
-  if (cell !== "" || row.length > 0) {
-    row.push(cell);
-    rows.push(row);
-  }
-  return rows;
 }

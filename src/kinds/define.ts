@@ -96,3 +96,29 @@ export function defineKind<Name extends string, Source extends string, Shape ext
   ).openapi(spec.title, { description: spec.description });
   return { ...spec, schema: schema as unknown as z.ZodType<JsonObject> };
 }
+
+// biome-ignore lint/suspicious/noExplicitAny: reads zod's internal definition tree
+type ZodDef = { type: string; innerType?: { _zod: { def: ZodDef } }; shape?: Record<string, any> };
+
+/** A schema's definition with optional, default and nullable wrappers removed. */
+function unwrap(schema: unknown): ZodDef | undefined {
+  let def = (schema as { _zod?: { def: ZodDef } } | undefined)?._zod?.def;
+  while (def?.innerType) def = def.innerType._zod.def;
+  return def;
+}
+
+/** Whether the field at a dotted path is a number, so that its CSV cells are read as numbers. */
+export function isNumberAt(shape: z.ZodRawShape, path: string[]): boolean {
+  const [first = "", ...rest] = path;
+  let def = Object.hasOwn(shape, first) ? unwrap(shape[first]) : undefined;
+  for (const key of rest) def = def?.type === "object" && def.shape ? unwrap(def.shape[key]) : undefined;
+  return def?.type === "number";
+}
+
+/** Every leaf field as a path (`location.lat`), for flat formats such as CSV. */
+export function fieldPaths(shape: z.ZodRawShape, prefix: string[] = []): string[][] {
+  return Object.entries(shape).flatMap(([key, schema]) => {
+    const def = unwrap(schema);
+    return def?.type === "object" && def.shape ? fieldPaths(def.shape, [...prefix, key]) : [[...prefix, key]];
+  });
+}

@@ -23,7 +23,12 @@ export const traffic = defineKind({
   },
   metrics: ["visitorsIn", "visitorsOut", "transactions", "revenue"],
   // Counts are per reporting interval (a few minutes): thousands at once is a counter glitch.
-  plausible: { visitorsIn: [0, 2000], visitorsOut: [0, 2000], transactions: [0, 1000], revenue: [0, 100_000] },
+  plausible: {
+    visitorsIn: [0, 2000],
+    visitorsOut: [0, 2000],
+    transactions: [0, 1000],
+    revenue: [0, 100_000],
+  },
   derived: {
     conversionRate: ({ transactions, visitorsIn }) => (visitorsIn ? (transactions ?? 0) / visitorsIn : null),
   },

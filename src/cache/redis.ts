@@ -1,0 +1,110 @@
+import Redis from "ioredis";
+import type { Via } from "../ingest/validate";
+import type { Logger } from "../log";
+
+/** A stored record as the query API serves it. */
+export interface RecordItem {
+  id: string;
+  sourceId: string;
+  ts: string;
+  receivedAt: string;
+  via: Via;
+  data: Record<string, unknown>;
+  flags: string[];
+}
+
+// Each value is the record's ts (ISO 8601, 24 characters, so that strings compare as times) and then its JSON.
+const SET_IF_NEWER = `
+for i = 1, #ARGV, 2 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  if not current or string.sub(current, 1, 24) < string.sub(ARGV[i + 1], 1, 24) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return 0`;
+
+/**
+ * Redis is a cache here, never a dependency: every call fails fast (no offline queue, short timeouts) and
+ * answers undefined instead of throwing, so that ingestion, storage and queries go on without it.
+ */
+export function createCache(url: string, keyPrefix: string, logger: Logger) {
+  const redis = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 500,
+    connectTimeout: 1000,
+    retryStrategy: (times) => Math.min(times * 250, 2000),
+  });
+  let reportedDown = false;
+  redis.on("error", (error) => {
+    if (!reportedDown) logger.warn("Redis unavailable; going on without the cache", { error: error.message });
+    reportedDown = true;
+  });
+  redis.on("ready", () => {
+    reportedDown = false;
+  });
+  const stats = { hits: 0, misses: 0, errors: 0 };
+  const key = (...parts: string[]) => [keyPrefix, ...parts].join(":");
+
+  async function safely<T>(work: () => Promise<T>): Promise<T | undefined> {
+    if (redis.status !== "ready") {
+      stats.errors++;
+      return undefined;
+    }
+    try {
+      return await work();
+    } catch {
+      stats.errors++;
+      return undefined;
+    }
+  }
+
+  return {
+    stats,
+    redis,
+    ping: () => redis.ping(),
+
+    /** Keeps, per source, the record with the newest ts. */
+    async setLatest(kind: string, records: RecordItem[]) {
+      if (records.length === 0) return;
+      const args = records.flatMap((record) => [record.sourceId, `${record.ts}${JSON.stringify(record)}`]);
+      await safely(() => redis.eval(SET_IF_NEWER, 1, key("latest", kind), ...args));
+    },
+
+    /** The newest record of one source, or of every source; undefined when Redis cannot say. */
+    async getLatest(kind: string, sourceId?: string): Promise<RecordItem[] | undefined> {
+      const parse = (value: string) => JSON.parse(value.slice(24)) as RecordItem;
+      return safely(async () => {
+        if (sourceId !== undefined) {
+          const value = await redis.hget(key("latest", kind), sourceId);
+          return value ? [parse(value)] : undefined;
+        }
+        // Only trusted once filled from PostgreSQL: Redis may have restarted empty.
+        if (!(await redis.exists(key("latest", kind, "complete")))) return undefined;
+        return Object.values(await redis.hgetall(key("latest", kind))).map(parse);
+      });
+    },
+
+    async markLatestComplete(kind: string) {
+      await safely(() => redis.set(key("latest", kind, "complete"), "1"));
+    },
+
+    /** Bumped when records arrive for buckets old enough to be cached, which makes older answers unreachable. */
+    generation: (kind: string) => safely(async () => (await redis.get(key("generation", kind))) ?? "0"),
+    bumpGeneration: (kind: string) => safely(() => redis.incr(key("generation", kind))),
+
+    async getJson<T>(parts: string[]): Promise<T | undefined> {
+      const value = await safely(() => redis.get(key(...parts)));
+      if (value) stats.hits++;
+      else stats.misses++;
+      return value ? (JSON.parse(value) as T) : undefined;
+    },
+    async setJson(parts: string[], value: unknown, ttlSeconds: number) {
+      await safely(() => redis.set(key(...parts), JSON.stringify(value), "EX", ttlSeconds));
+    },
+
+    close: () => redis.quit().catch(() => redis.disconnect()),
+  };
+}
+
+export type Cache = ReturnType<typeof createCache>;

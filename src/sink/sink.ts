@@ -1,0 +1,131 @@
+import type { EachBatchPayload, Kafka } from "kafkajs";
+import type { Cache } from "../cache/redis";
+import type { Config } from "../config";
+import { type Db, isUnavailable } from "../db/client";
+import { type StoredRecord, writeBatch } from "../db/store";
+import type { Envelope } from "../ingest/validate";
+import { kindTopic } from "../kafka/client";
+import { type Kind, kinds } from "../kinds";
+import type { Logger } from "../log";
+import { createQualityCheck } from "./quality";
+
+export interface SinkHooks {
+  /** Runs after a batch is stored and before its offsets are committed (tests crash the sink here). */
+  afterWrite?: (kind: Kind, inserted: number) => Promise<void> | void;
+}
+
+function isEnvelope(value: unknown): value is Envelope {
+  const envelope = value as Envelope;
+  return (
+    typeof envelope?.id === "string" &&
+    typeof envelope.sourceId === "string" &&
+    typeof envelope.data === "object" &&
+    envelope.data !== null &&
+    Number.isFinite(Date.parse(envelope.ts)) &&
+    Number.isFinite(Date.parse(envelope.receivedAt))
+  );
+}
+
+/**
+ * The sink role: a consumer group reading the kind topics. Each batch is written in one transaction
+ * (idempotent on id, roll-ups from the rows actually inserted) and only then are its offsets committed,
+ * so a crash anywhere replays the batch and the replay changes nothing. While PostgreSQL is down the batch
+ * is retried with backoff, keeping the group membership alive; nothing is skipped.
+ */
+export function createSink(deps: {
+  config: Config;
+  kafka: Kafka;
+  db: Db;
+  cache: Cache;
+  logger: Logger;
+  hooks?: SinkHooks;
+}) {
+  const { config, db, cache, logger, hooks } = deps;
+  const byTopic = new Map(kinds.map((kind) => [kindTopic(config.KAFKA_TOPIC_PREFIX, kind.name), kind]));
+  const consumer = deps.kafka.consumer({
+    groupId: `${config.KAFKA_TOPIC_PREFIX}-sink`,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3000,
+    maxWaitTimeInMs: 200,
+    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000 },
+  });
+  const flagsOf = createQualityCheck();
+  const stats = { batches: 0, records: 0, inserted: 0, skipped: 0, writeRetries: 0, lastWriteMs: 0 };
+
+  async function handleBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload) {
+    const kind = byTopic.get(batch.topic);
+    if (!kind || batch.messages.length === 0) return;
+    const records: StoredRecord[] = [];
+    for (const message of batch.messages) {
+      let envelope: unknown;
+      try {
+        envelope = JSON.parse(message.value?.toString() ?? "");
+      } catch {}
+      if (isEnvelope(envelope)) records.push({ ...envelope, flags: flagsOf(kind, envelope) });
+      else {
+        stats.skipped++;
+        logger.error("skipped a record that is not a Sluice envelope", {
+          topic: batch.topic,
+          offset: message.offset,
+        });
+      }
+    }
+
+    let inserted = 0;
+    for (let attempt = 0; ; attempt++) {
+      if (!isRunning() || isStale()) return; // stopping or rebalanced: the next owner replays it
+      const started = performance.now();
+      try {
+        inserted = await writeBatch(db, kind, records);
+        stats.lastWriteMs = performance.now() - started;
+        break;
+      } catch (error) {
+        stats.writeRetries++;
+        const message = (error as Error).message;
+        if (attempt === 0 || attempt % 20 === 0) {
+          logger[isUnavailable(error) ? "warn" : "error"]("sink write failed; retrying", {
+            kind: kind.name,
+            error: message,
+          });
+        }
+        await heartbeat().catch(() => {});
+        await Bun.sleep(Math.min(200 * 2 ** attempt, 5000));
+      }
+    }
+    await hooks?.afterWrite?.(kind, inserted);
+    await consumer.commitOffsets([
+      { topic: batch.topic, partition: batch.partition, offset: String(BigInt(batch.lastOffset()) + 1n) },
+    ]);
+    resolveOffset(batch.lastOffset());
+    stats.batches++;
+    stats.records += records.length;
+    stats.inserted += inserted;
+
+    await cache.setLatest(
+      kind.name,
+      records.map(({ kind: _kind, ...latest }) => latest),
+    );
+    const cacheable = Date.now() - config.CACHE_CLOSED_AFTER_SECONDS * 1000;
+    if (records.some((record) => Date.parse(record.ts) < cacheable)) await cache.bumpGeneration(kind.name);
+    await heartbeat();
+  }
+
+  return {
+    stats,
+    consumer,
+    async start() {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [...byTopic.keys()], fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 3,
+        eachBatch: handleBatch,
+      });
+    },
+    /** Leaves the group; batches in flight finish their commit or are replayed by the next owner. */
+    stop: () => consumer.disconnect(),
+  };
+}
+
+export type Sink = ReturnType<typeof createSink>;
