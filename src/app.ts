@@ -2,7 +2,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { Config } from "./config";
 import type { Ingest } from "./ingest/pipeline";
-import { formatPath } from "./ingest/validate";
+import { issuesToErrors } from "./ingest/validate";
 import type { Logger } from "./log";
 import { ProblemError } from "./problem";
 import type { Reader } from "./reader";
@@ -24,10 +24,7 @@ export function createRouter() {
   return new OpenAPIHono({
     defaultHook: (result) => {
       if (result.success) return;
-      const errors = result.error.issues.map((issue) => ({
-        path: formatPath(issue.path),
-        message: issue.message,
-      }));
+      const errors = issuesToErrors(result.error.issues);
       throw new ProblemError(
         400,
         "invalid-parameters",

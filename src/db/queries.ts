@@ -102,7 +102,9 @@ export async function aggregateRollups(
 ): Promise<BucketRow[]> {
   const { rollups } = kindTables(kind);
   const columns: Record<string, AnyPgColumn> = getTableColumns(rollups);
-  const bucket = sql<string>`date_bin(${`${query.stepMs / 1000} seconds`}::interval, ${rollups.bucketStart}, timestamptz '1970-01-01 00:00:00+00')`;
+  // The step is one of the API's bucket widths, a number: inlined so that SELECT and GROUP BY are one expression.
+  const step = sql.raw(`interval '${Math.trunc(query.stepMs / 1000)} seconds'`);
+  const bucket = sql<string>`date_bin(${step}, ${rollups.bucketStart}, timestamptz '1970-01-01 00:00:00+00')`;
   const sums: Record<string, SQL> = {};
   for (const metric of kind.metrics) {
     sums[`${metric}:count`] = sql`sum(${columns[`${metric}Count`]})::int`;

@@ -45,7 +45,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
     .join("");
 }
 
-function issuesToErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
+export function issuesToErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
   return issues.flatMap((issue) =>
     issue.code === "unrecognized_keys"
       ? issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: "unknown field" }))
