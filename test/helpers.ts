@@ -1,3 +1,4 @@
+import net from "node:net";
 import { type Consumer, Kafka, logLevel } from "kafkajs";
 import postgres from "postgres";
 import { type Config, loadConfig } from "../src/config";
@@ -26,6 +27,7 @@ export async function testDatabase() {
   await migrateDatabase(url, createLogger("silent"));
   return {
     url,
+    name,
     async drop() {
       const admin = postgres("postgres://postgres@127.0.0.1:5432/postgres", { max: 1, onnotice: () => {} });
       await admin.unsafe(`drop database if exists "${name}" with (force)`);
@@ -166,4 +168,51 @@ export async function startMosquitto() {
       await proc.exited;
     },
   };
+}
+
+/** A TCP proxy to a local port that a test can cut and restore: the service seems down to whoever uses it. */
+export async function tcpProxy(targetPort: number) {
+  const port = await freePort();
+  const sockets = new Set<net.Socket>();
+  let server: net.Server | undefined;
+  const start = () =>
+    new Promise<void>((resolve) => {
+      server = net.createServer((client) => {
+        const upstream = net.connect(targetPort, "127.0.0.1");
+        sockets.add(client);
+        sockets.add(upstream);
+        const close = () => {
+          client.destroy();
+          upstream.destroy();
+          sockets.delete(client);
+          sockets.delete(upstream);
+        };
+        for (const socket of [client, upstream]) socket.on("error", close).on("close", close);
+        client.pipe(upstream).pipe(client);
+      });
+      server.listen(port, "127.0.0.1", () => resolve());
+    });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+      if (server) server.close(() => resolve());
+      else resolve();
+    });
+  await start();
+  return { port, start, stop };
+}
+
+/** Polls until `check` returns something truthy. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 15_000,
+) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await check();
+    if (result) return result;
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await Bun.sleep(100);
+  }
 }

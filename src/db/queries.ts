@@ -32,7 +32,7 @@ export function listRecords(
     filter.from ? gte(records.ts, filter.from) : undefined,
     filter.to ? lt(records.ts, filter.to) : undefined,
     filter.cursor
-      ? sql`(${records.ts}, ${records.id}) < (${filter.cursor.ts}, ${filter.cursor.id})`
+      ? sql`(${records.ts}, ${records.id}) < (${filter.cursor.ts.toISOString()}::timestamptz, ${filter.cursor.id})`
       : undefined,
   ];
   return db
