@@ -19,7 +19,9 @@ export const traffic = defineKind({
     currency: z
       .string()
       .regex(/^[A-Z]{3}$/, "an ISO 4217 code such as EUR")
-      .default("EUR"),
+      .optional()
+      .transform((code) => code ?? "EUR")
+      .openapi({ description: "ISO 4217; EUR when absent." }),
   },
   metrics: ["visitorsIn", "visitorsOut", "transactions", "revenue"],
   // Counts are per reporting interval (a few minutes): thousands at once is a counter glitch.
