@@ -1,6 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { Config } from "./config";
+import { databaseError } from "./db/client";
 import type { Ingest } from "./ingest/pipeline";
 import { issuesToErrors } from "./ingest/validate";
 import type { Logger } from "./log";
@@ -43,7 +44,7 @@ export function createApp(deps: AppDeps) {
       const status = error.status === 415 ? 415 : error.status === 413 ? 413 : 400;
       return new ProblemError(status, "bad-request", error.message).toResponse();
     }
-    deps.logger.error("unhandled error", { error: error.message, stack: error.stack, path: c.req.path });
+    deps.logger.error("unhandled error", { error: databaseError(error), path: c.req.path });
     return new ProblemError(500, "internal", "an unexpected error occurred").toResponse();
   });
   app.notFound((c) =>

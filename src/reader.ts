@@ -86,42 +86,42 @@ export function createReader(deps: { db: Db; cache: Cache; config: Config }) {
     },
 
     /**
-     * Buckets that ended at least CACHE_CLOSED_AFTER_SECONDS ago come from the cache when it has them (the
-     * key holds the kind's generation, which the sink bumps when older records arrive); the buckets after
-     * them are always read from PostgreSQL, so an open bucket is never stale.
+     * Buckets that ended at least CACHE_CLOSED_AFTER_SECONDS ago come from the cache when it has them (keys
+     * hold the kind's generation, which the sink bumps when older records arrive); later buckets are always
+     * read from PostgreSQL, so an open bucket is never stale. An answer made only of closed buckets is cached
+     * whole, as served (`render` makes it; `variant` names what else shapes it, such as the format).
      */
-    async aggregate(kind: Kind, query: AggregateQuery): Promise<BucketRow[]> {
+    async aggregate(
+      kind: Kind,
+      query: AggregateQuery,
+      render: (rows: BucketRow[]) => string,
+      variant: string,
+    ): Promise<string> {
       const stepMs = buckets[query.bucket];
       const width = widthFor(query.bucket);
       const run = (from: Date, to: Date) => aggregateRollups(db, kind, { ...query, width, stepMs, from, to });
       const closedBefore =
         Math.floor((Date.now() - config.CACHE_CLOSED_AFTER_SECONDS * 1000) / stepMs) * stepMs;
       const split = new Date(Math.max(query.from.getTime(), Math.min(query.to.getTime(), closedBefore)));
-      let closed: BucketRow[] = [];
-      if (split > query.from) {
-        const generation = await cache.generation(kind.name);
-        const key = [
-          "aggregate",
-          kind.name,
-          generation ?? "",
-          JSON.stringify([
-            query.bucket,
-            query.from,
-            split,
-            query.sourceId,
-            query.bySource,
-            query.includeSuspect,
-          ]),
-        ];
-        const cached = generation !== undefined ? await cache.getJson<BucketRow[]>(key) : undefined;
-        if (cached) closed = cached;
-        else {
-          closed = await run(query.from, split);
-          if (generation !== undefined) await cache.setJson(key, closed, config.CACHE_TTL_SECONDS);
-        }
+      if (split <= query.from) return render(await run(query.from, query.to));
+
+      const generation = await cache.generation(kind.name);
+      const params = [query.bucket, query.from, split, query.sourceId, query.bySource, query.includeSuspect];
+      const key = (part: string) => [part, kind.name, generation ?? "", JSON.stringify(params), variant];
+      const ttl = config.CACHE_TTL_SECONDS;
+      if (split.getTime() === query.to.getTime()) {
+        const cached = generation !== undefined ? await cache.getText(key("answer")) : undefined;
+        if (cached !== undefined) return cached;
+        const answer = render(await run(query.from, query.to));
+        if (generation !== undefined) await cache.setText(key("answer"), answer, ttl);
+        return answer;
       }
-      const open = split < query.to ? await run(split, query.to) : [];
-      return [...closed, ...open];
+      let closed = generation !== undefined ? await cache.getJson<BucketRow[]>(key("rows")) : undefined;
+      if (!closed) {
+        closed = await run(query.from, split);
+        if (generation !== undefined) await cache.setJson(key("rows"), closed, ttl);
+      }
+      return render([...closed, ...(await run(split, query.to))]);
     },
   };
 }

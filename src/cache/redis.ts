@@ -93,14 +93,21 @@ export function createCache(url: string, keyPrefix: string, logger: Logger) {
     generation: (kind: string) => safely(async () => (await redis.get(key("generation", kind))) ?? "0"),
     bumpGeneration: (kind: string) => safely(() => redis.incr(key("generation", kind))),
 
-    async getJson<T>(parts: string[]): Promise<T | undefined> {
+    async getText(parts: string[]): Promise<string | undefined> {
       const value = await safely(() => redis.get(key(...parts)));
       if (value) stats.hits++;
       else stats.misses++;
-      return value ? (JSON.parse(value) as T) : undefined;
+      return value ?? undefined;
     },
-    async setJson(parts: string[], value: unknown, ttlSeconds: number) {
-      await safely(() => redis.set(key(...parts), JSON.stringify(value), "EX", ttlSeconds));
+    async setText(parts: string[], value: string, ttlSeconds: number) {
+      await safely(() => redis.set(key(...parts), value, "EX", ttlSeconds));
+    },
+    async getJson<T>(parts: string[]): Promise<T | undefined> {
+      const value = await this.getText(parts);
+      return value === undefined ? undefined : (JSON.parse(value) as T);
+    },
+    setJson(parts: string[], value: unknown, ttlSeconds: number) {
+      return this.setText(parts, JSON.stringify(value), ttlSeconds);
     },
 
     close: () => redis.quit().catch(() => redis.disconnect()),

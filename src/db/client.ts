@@ -41,6 +41,13 @@ export function isUnavailable(error: unknown): boolean {
   return false;
 }
 
+/** The database's own words: drizzle wraps them in a message that repeats the statement and every parameter. */
+export function databaseError(error: unknown): string {
+  const cause = (error as { cause?: unknown }).cause ?? error;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return message.length > 300 ? `${message.slice(0, 300)}…` : message;
+}
+
 /** Creates the database when missing, then applies the pending migrations from drizzle/. */
 export async function migrateDatabase(url: string, logger: Logger) {
   const target = new URL(url);

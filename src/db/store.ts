@@ -9,64 +9,66 @@ export interface StoredRecord extends Envelope {
   flags: string[];
 }
 
-const steps: Record<keyof typeof rollupWidths, string> = { "1m": "1 minute", "1h": "1 hour", "1d": "1 day" };
-
 /**
  * One statement per batch, so one transaction: insert the records, skipping ids already stored, and add the
- * rows actually inserted to the roll-ups of every width. A replayed batch inserts nothing and adds nothing.
- * Built from the kind's metric names (code, never input).
+ * rows actually inserted to the roll-ups: minutes from the rows, hours from the minutes, days from the hours.
+ * A replayed batch inserts nothing and adds nothing. Built from the kind's metric names (code, never input).
  */
 function writeStatement(kind: Kind) {
   const { records, rollups } = kindTables(kind);
   const recordsTable = getTableConfig(records).name;
   const rollupsTable = getTableConfig(rollups).name;
-  const columns = kind.metrics.map((metric) => ({
-    value: `(i.data->>'${metric}')::float8`,
-    column: snakeCase(metric),
-  }));
-  const widths = Object.entries(steps)
-    .map(([width, step]) => `('${width}', interval '${step}')`)
-    .join(", ");
-  const rollupColumns = columns.flatMap(({ column }) => [
-    `${column}_count`,
-    `${column}_sum`,
-    `${column}_min`,
-    `${column}_max`,
+  const columns = kind.metrics.map(snakeCase);
+  const stats = columns.flatMap((c) => [`${c}_count`, `${c}_sum`, `${c}_min`, `${c}_max`]);
+  const fromRows = columns.flatMap((c) => [
+    `count(${c})::int as ${c}_count`,
+    `sum(${c}) as ${c}_sum`,
+    `min(${c}) as ${c}_min`,
+    `max(${c}) as ${c}_max`,
   ]);
-  const aggregates = columns.flatMap(({ value }) => [
-    `count(${value})`,
-    `sum(${value})`,
-    `min(${value})`,
-    `max(${value})`,
+  const fromBuckets = columns.flatMap((c) => [
+    `sum(${c}_count)::int as ${c}_count`,
+    `sum(${c}_sum) as ${c}_sum`,
+    `min(${c}_min) as ${c}_min`,
+    `max(${c}_max) as ${c}_max`,
   ]);
-  const updates = columns.flatMap(({ column }) => [
-    `${column}_count = r.${column}_count + excluded.${column}_count`,
-    `${column}_sum = coalesce(r.${column}_sum + excluded.${column}_sum, r.${column}_sum, excluded.${column}_sum)`,
-    `${column}_min = least(r.${column}_min, excluded.${column}_min)`,
-    `${column}_max = greatest(r.${column}_max, excluded.${column}_max)`,
+  const values = kind.metrics.map((metric, i) => `(data->>'${metric}')::float8 as ${columns[i]}`);
+  const bin = (step: string, column: string) => `date_bin(interval '${step}', ${column}, ${EPOCH})`;
+  const coarser = (from: string, step: string) => `
+      select source_id, ${bin(step, "bucket_start")} as bucket_start, quality, sum(count)::int as count,
+        ${fromBuckets.join(", ")}
+      from ${from} group by 1, 2, 3`;
+  const updates = columns.flatMap((c) => [
+    `${c}_count = r.${c}_count + excluded.${c}_count`,
+    `${c}_sum = coalesce(r.${c}_sum + excluded.${c}_sum, r.${c}_sum, excluded.${c}_sum)`,
+    `${c}_min = least(r.${c}_min, excluded.${c}_min)`,
+    `${c}_max = greatest(r.${c}_max, excluded.${c}_max)`,
   ]);
   return `
-    with input as (
+    with inserted as (
+      insert into ${recordsTable} (id, source_id, ts, received_at, via, data, flags)
       select * from jsonb_to_recordset($1::jsonb)
         as x(id text, source_id text, ts timestamptz, received_at timestamptz, via text, data jsonb, flags text[])
-    ), inserted as (
-      insert into ${recordsTable} (id, source_id, ts, received_at, via, data, flags)
-      select id, source_id, ts, received_at, via, data, flags from input
       on conflict (id) do nothing
-      returning source_id, ts, data, flags
-    ), widths(width, step) as (values ${widths}),
-    rolled as (
-      insert into ${rollupsTable} as r (source_id, width, bucket_start, quality, count, ${rollupColumns.join(", ")})
-      select i.source_id, w.width, date_bin(w.step, i.ts, timestamptz '1970-01-01 00:00:00+00'),
-        case when cardinality(i.flags) > 0 then 'suspect' else 'ok' end, count(*), ${aggregates.join(", ")}
-      from inserted i cross join widths w
-      group by 1, 2, 3, 4
+      returning source_id, ts, flags, ${values.join(", ")}
+    ), minutes as (
+      select source_id, ${bin("1 minute", "ts")} as bucket_start,
+        case when cardinality(flags) > 0 then 'suspect' else 'ok' end as quality, count(*)::int as count,
+        ${fromRows.join(", ")}
+      from inserted group by 1, 2, 3
+    ), hours as (${coarser("minutes", "1 hour")}
+    ), days as (${coarser("hours", "1 day")}
+    ), rolled as (
+      insert into ${rollupsTable} as r (width, source_id, bucket_start, quality, count, ${stats.join(", ")})
+      select '1m', * from minutes union all select '1h', * from hours union all select '1d', * from days
       on conflict (source_id, width, bucket_start, quality) do update set
         count = r.count + excluded.count, ${updates.join(", ")}
       returning 1
     )
     select (select count(*) from inserted)::int as inserted`;
 }
+
+const EPOCH = "timestamptz '1970-01-01 00:00:00+00'";
 
 const statements = new Map<string, [string, string]>();
 

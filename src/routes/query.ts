@@ -97,6 +97,7 @@ function readRoutes(kind: Kind) {
   const errors = problemResponses(400, 503);
   const base = `/v1/${kind.name}`;
   return {
+    schemas,
     list: createRoute({
       method: "get",
       path: `${base}/${kind.resource}`,
@@ -292,25 +293,38 @@ export function registerQuery(app: OpenAPIHono, deps: { config: Config; reader: 
         );
       }
       const bySource = query.groupBy === "source";
-      const rows = await fromDatabase(() =>
-        reader.aggregate(kind, {
-          bucket: query.bucket,
-          from: new Date(from),
-          to: new Date(to),
-          sourceId: sourceOf(query),
-          bySource,
-          includeSuspect: query.includeSuspect === "true",
-        }),
-      );
       const metrics = query.metrics?.split(",") ?? kind.metrics;
-      const items = shapeBuckets(kind, rows, metrics);
-      if (wantsCsv(c)) return csvResponse(bucketsCsv(kind, metrics, items, bySource));
-      const answer = {
-        bucket: query.bucket,
-        from: new Date(from).toISOString(),
-        to: new Date(to).toISOString(),
+      const csv = wantsCsv(c);
+      const render = (rows: BucketRow[]) => {
+        const items = shapeBuckets(kind, rows, metrics);
+        if (csv) return bucketsCsv(kind, metrics, items, bySource);
+        const answer: z.infer<typeof routes.schemas.aggregates> = {
+          bucket: query.bucket,
+          from: new Date(from).toISOString(),
+          to: new Date(to).toISOString(),
+          items,
+        };
+        return JSON.stringify(answer);
       };
-      return c.json({ ...answer, items }, 200);
+      const body = await fromDatabase(() =>
+        reader.aggregate(
+          kind,
+          {
+            bucket: query.bucket,
+            from: new Date(from),
+            to: new Date(to),
+            sourceId: sourceOf(query),
+            bySource,
+            includeSuspect: query.includeSuspect === "true",
+          },
+          render,
+          `${csv ? "csv" : "json"}:${metrics.join(",")}`,
+        ),
+      );
+      return new Response(body, {
+        status: 200,
+        headers: { "content-type": csv ? "text/csv; charset=utf-8" : "application/json" },
+      });
     });
 
     app.openapi(routes.latest, async (c) => {

@@ -1,6 +1,6 @@
 import { lt } from "drizzle-orm";
 import type { Config } from "../config";
-import type { Db } from "../db/client";
+import { type Db, databaseError } from "../db/client";
 import { kindTables } from "../db/schema";
 import { kinds } from "../kinds";
 import type { Logger } from "../log";
@@ -29,7 +29,7 @@ export function startRetention(deps: { config: Config; db: Db; logger: Logger })
       } catch (error) {
         logger.warn("retention sweep failed; next hour then", {
           kind: kind.name,
-          error: (error as Error).message,
+          error: databaseError(error),
         });
       }
     }

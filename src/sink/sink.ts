@@ -1,7 +1,7 @@
 import type { EachBatchPayload, Kafka } from "kafkajs";
 import type { Cache } from "../cache/redis";
 import type { Config } from "../config";
-import { type Db, isUnavailable } from "../db/client";
+import { type Db, databaseError, isUnavailable } from "../db/client";
 import { type StoredRecord, writeBatch } from "../db/store";
 import type { Envelope } from "../ingest/validate";
 import { kindTopic } from "../kafka/client";
@@ -81,7 +81,7 @@ export function createSink(deps: {
         break;
       } catch (error) {
         stats.writeRetries++;
-        const message = (error as Error).message;
+        const message = databaseError(error);
         if (attempt === 0 || attempt % 20 === 0) {
           logger[isUnavailable(error) ? "warn" : "error"]("sink write failed; retrying", {
             kind: kind.name,
