@@ -50,11 +50,21 @@ export function createSink(deps: {
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000 },
   });
   const flagsOf = createQualityCheck();
-  const stats = { batches: 0, records: 0, inserted: 0, skipped: 0, writeRetries: 0, lastWriteMs: 0 };
+  const stats = {
+    batches: 0,
+    records: 0,
+    inserted: 0,
+    skipped: 0,
+    writeRetries: 0,
+    lastWriteMs: 0,
+    /** performance.now() when the first batch arrived. */
+    firstBatchAt: 0,
+  };
 
   async function handleBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload) {
     const kind = byTopic.get(batch.topic);
     if (!kind || batch.messages.length === 0) return;
+    stats.firstBatchAt ||= performance.now();
     const records: StoredRecord[] = [];
     for (const message of batch.messages) {
       let envelope: unknown;
