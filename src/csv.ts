@@ -46,5 +46,5 @@ function cell(value: unknown): string {
 
 /** RFC 4180 with a header row and CRLF line ends, as spreadsheets expect. */
 export function toCsv(header: string[], rows: unknown[][]): string {
-  return [header, ...rows].map((row) => row.map(cell).join(",")).join("\r\n") + "\r\n";
+  return `${[header, ...rows].map((row) => row.map(cell).join(",")).join("\r\n")}\r\n`;
 }

@@ -3,7 +3,7 @@ import { getTableConfig } from "drizzle-orm/pg-core";
 import type { Envelope } from "../ingest/validate";
 import type { Kind } from "../kinds";
 import type { Db } from "./client";
-import { kindTables, type rollupWidths, snakeCase } from "./schema";
+import { kindTables, snakeCase } from "./schema";
 
 export interface StoredRecord extends Envelope {
   flags: string[];
