@@ -26,7 +26,13 @@ export interface Row {
 /** Single-reading POSTs and 500-reading batches through the gateway, each beside its bare baseline. */
 export async function benchHttp(seconds: number, brokers: string): Promise<Row[]> {
   const ts = Date.now();
-  const env = { KAFKA_BROKERS: brokers, KAFKA_TOPIC_PREFIX: "bench" };
+  // The gateway role alone: the sink is measured on its own.
+  const env = {
+    KAFKA_BROKERS: brokers,
+    KAFKA_TOPIC_PREFIX: "bench",
+    ROLES: "gateway",
+    MQTT_CONNECTIONS: "0",
+  };
   const bodyFile = `/tmp/sluice-bench-batch-${BATCH}.json`;
   await Bun.write(bodyFile, JSON.stringify(readings(BATCH, ts)));
 

@@ -49,6 +49,7 @@ export async function benchMqtt(brokers: string, connections = 16): Promise<Row[
     const config = loadConfig({
       KAFKA_BROKERS: brokers,
       KAFKA_TOPIC_PREFIX: "bench",
+      ROLES: "gateway",
       MQTT_URL: mosquitto.url,
       MQTT_CONNECTIONS: String(connections),
       MQTT_CLIENT_ID: "bench-gw",

@@ -150,13 +150,13 @@ export async function benchAggregates(): Promise<Row[]> {
   ].map((query) => `/v1/sensors/aggregates?${query}`);
 
   const measure = async (redisUrl: string, rounds: number, warm: boolean) => {
-    const prefix = `bench-agg-${Date.now()}`;
+    const prefix = "bench-agg";
     const config = loadConfig({
       ROLES: "gateway",
       MQTT_CONNECTIONS: "0",
       DATABASE_URL: url,
       REDIS_URL: redisUrl,
-      REDIS_KEY_PREFIX: prefix,
+      REDIS_KEY_PREFIX: `${prefix}-${Date.now()}`,
       KAFKA_TOPIC_PREFIX: prefix,
       LOG_LEVEL: "error",
     });

@@ -3,6 +3,7 @@ import { type Consumer, Kafka, logLevel } from "kafkajs";
 import postgres from "postgres";
 import { type Config, loadConfig } from "../src/config";
 import { migrateDatabase } from "../src/db/client";
+import { allTopics } from "../src/kafka/client";
 import { createLogger } from "../src/log";
 import { createRuntime, type Runtime } from "../src/runtime";
 
@@ -49,8 +50,22 @@ export async function startRuntime(
   runtime.close = async () => {
     await close();
     await database?.drop();
+    await deleteTopics(config);
   };
   return runtime;
+}
+
+async function deleteTopics(config: Config) {
+  const kafka = new Kafka({ brokers: config.KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await admin.deleteTopics({ topics: allTopics(config.KAFKA_TOPIC_PREFIX), timeout: 5000 });
+  } catch {
+    // A broker stopped by the test, or topics never created: nothing to clean.
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 export interface ConsumedRecord {

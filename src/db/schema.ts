@@ -17,8 +17,7 @@ const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode
 export const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 
 /** Roll-up widths kept in PostgreSQL; 5m and 15m buckets are summed from 1m rows. */
-export const rollupWidths = { "1m": 60_000, "1h": 3_600_000, "1d": 86_400_000 } as const;
-export type RollupWidth = keyof typeof rollupWidths;
+export type RollupWidth = "1m" | "1h" | "1d";
 
 function metricColumns(metrics: readonly string[]) {
   const columns: Record<string, PgColumnBuilderBase> = {};
