@@ -6,6 +6,7 @@ import { createRuntime } from "./runtime";
 const usage = `usage: sluice <command>
   start     apply pending migrations, then run the roles named in ROLES (default: gateway,sink)
   migrate   create the database if missing and apply pending migrations
+  simulate  run device simulators against a gateway (simulate --help)
   help      this text`;
 
 async function migrate(logger: ReturnType<typeof createLogger>, url: string, attempts: number) {
@@ -55,7 +56,10 @@ async function start() {
 const command = process.argv[2] ?? "start";
 try {
   if (command === "start") await start();
-  else if (command === "migrate") {
+  else if (command === "simulate") {
+    const { runSimulateCommand } = await import("./simulators/run");
+    process.exit(await runSimulateCommand(process.argv.slice(3)));
+  } else if (command === "migrate") {
     const config = loadConfig();
     await migrate(createLogger(config.LOG_LEVEL), config.DATABASE_URL, 1);
     console.log("migrations applied");

@@ -1,3 +1,4 @@
+import { tmpdir } from "node:os";
 import { drizzle } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
@@ -64,10 +65,29 @@ export async function migrateDatabase(url: string, logger: Logger) {
   }
   const { db, client } = createDb(url, 1);
   try {
-    await migrate(db, { migrationsFolder: `${import.meta.dir}/../../drizzle` });
+    // Gateways and sinks starting together would otherwise race to apply the same migration.
+    await client`select pg_advisory_lock(7283140001)`;
+    await migrate(db, { migrationsFolder: await migrationsFolder() });
   } finally {
     await client.end();
   }
+}
+
+/**
+ * drizzle/ beside the sources, or, in a single executable built by `bun run build`, the migration files
+ * embedded in it, written out to a temporary folder.
+ */
+async function migrationsFolder(): Promise<string> {
+  const embedded = Bun.embeddedFiles.filter((file) =>
+    (file as Blob & { name: string }).name.startsWith("drizzle"),
+  );
+  if (embedded.length === 0) return `${import.meta.dir}/../../drizzle`;
+  const folder = `${tmpdir()}/sluice-migrations-${process.pid}`;
+  for (const file of embedded) {
+    const name = (file as Blob & { name: string }).name.replace(/^drizzle[-_/]?/, "");
+    await Bun.write(`${folder}/${name}`, file);
+  }
+  return folder;
 }
 
 function parseUrl(url: string) {
