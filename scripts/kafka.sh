@@ -55,7 +55,7 @@ PROPS
     java -cp "$cp" -Dlog4j.configuration="file:$root/scripts/kafka/log4j.properties" -Dkafka.logs.dir="$data" kafka.tools.StorageTool format -t "$(java -cp "$cp" kafka.tools.StorageTool random-uuid)" \
       -c "$data/server.properties" >"$data/format.log" 2>&1
   fi
-  nohup java -Xms256m -Xmx${KAFKA_HEAP:-768m} -Djava.awt.headless=true \
+  setsid nohup java -Xms256m -Xmx${KAFKA_HEAP:-768m} -Djava.awt.headless=true \
     -Dlog4j.configuration="file:$root/scripts/kafka/log4j.properties" -Dkafka.logs.dir="$data" \
     -cp "$cp" kafka.Kafka "$data/server.properties" >"$data/stdout.log" 2>&1 &
   echo $! >"$pidfile"

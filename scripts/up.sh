@@ -1,33 +1,56 @@
 #!/usr/bin/env bash
-# The whole pipeline on this machine: installs what is missing (Bun from npm, the locked dependencies,
-# Kafka's jars), starts the project's Kafka broker and Sluice. Ctrl-C stops everything it started.
+# The whole pipeline on this machine, fed by simulators of every kind. Installs what is missing (Bun from
+# npm, the locked dependencies, Kafka's jars), starts Kafka and Mosquitto, then Sluice (migrations, gateway
+# and sink), then the simulators. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_bun
 bun install --frozen-lockfile
+# Stop on exit only what this script started.
+kafka_was_running=$( (bash scripts/kafka.sh status >/dev/null 2>&1 || (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null) && echo yes || true)
 bash scripts/kafka.sh start
+bash scripts/mosquitto.sh start
 
 export PORT=${PORT:-8080}
+export MQTT_URL=${MQTT_URL:-mqtt://127.0.0.1:${MQTT_PORT:-1884}}
+export SLUICE_URL=http://127.0.0.1:$PORT
 pids=()
 cleanup() {
   trap - INT TERM EXIT
+  echo "stopping..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  bash scripts/kafka.sh stop
+  bash scripts/mosquitto.sh stop
+  [ -n "$kafka_was_running" ] || bash scripts/kafka.sh stop
 }
 trap cleanup INT TERM EXIT
 
 bun run src/main.ts start &
 pids+=($!)
-for _ in $(seq 1 60); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.5; done
+for _ in $(seq 1 120); do curl -sf "$SLUICE_URL/readyz" >/dev/null && break; sleep 0.5; done
+curl -sf "$SLUICE_URL/readyz" >/dev/null || { echo "Sluice did not become ready"; exit 1; }
+
+# A day of history first, so that aggregates have something to show; then live traffic over HTTP and MQTT.
+bun run src/main.ts simulate --kind all --transport http --rate 30 --devices 20 --duration 0 --backfill 1d \
+  --invalid-ratio 0.02 >.cache/simulate-http.log 2>&1 &
+pids+=($!)
+bun run src/main.ts simulate --kind sensors --transport mqtt --rate 10 --devices 10 --duration 0 \
+  >.cache/simulate-mqtt.log 2>&1 &
+pids+=($!)
+
 cat <<MSG
 
-Sluice is running.
-  API reference  http://127.0.0.1:$PORT/docs   (spec: /openapi.json)
-  Readiness      curl -s http://127.0.0.1:$PORT/readyz
-  Post a reading curl -s -X POST http://127.0.0.1:$PORT/v1/sensors/readings -H 'content-type: application/json' \\
-                   -d '{"deviceId":"casa-1","ts":'\$(date +%s%3N)',"temperature":21.5,"humidity":48}'
+Sluice is running, fed by simulators (logs in .cache/simulate-*.log).
+  API reference   $SLUICE_URL/docs        (OpenAPI: $SLUICE_URL/openapi.json)
+  Health          curl -s $SLUICE_URL/readyz
+  Try
+    curl -s '$SLUICE_URL/v1/sensors/latest'
+    curl -s '$SLUICE_URL/v1/sensors/aggregates?bucket=1h&metrics=temperature,pm25&groupBy=source'
+    curl -s '$SLUICE_URL/v1/traffic/aggregates?bucket=1h'
+    curl -s -H 'accept: text/csv' '$SLUICE_URL/v1/weather/aggregates?bucket=15m'
+    curl -s -X POST $SLUICE_URL/v1/sensors/readings -H 'content-type: application/json' \\
+      -d '{"deviceId":"my-device","ts":"'\$(date -u +%FT%TZ)'","temperature":21.5}'
 Ctrl-C stops it all.
 MSG
-wait
+wait "${pids[0]}"
