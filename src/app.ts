@@ -52,9 +52,12 @@ export function createApp(deps: AppDeps) {
   );
 
   registerHealth(app, deps);
-  registerIngest(app, deps);
-  registerQuery(app, deps);
-  registerDocs(app);
+  // A sink-only process answers its health probes and nothing else.
+  if (deps.config.ROLES.includes("gateway")) {
+    registerIngest(app, deps);
+    registerQuery(app, deps);
+    registerDocs(app);
+  }
   return app;
 }
 

@@ -16,6 +16,16 @@ const usage = `usage: bun run simulate [options]
   --backfill <e.g. 7d, 12h>            first write this much history, as fast as the gateway takes it
 environment: SLUICE_URL (http://127.0.0.1:8080), API_KEY, MQTT_URL (mqtt://127.0.0.1:1883), MQTT_TOPIC_PREFIX (sluice/v1)`;
 
+/** The environment variables the simulators read. */
+export const simulatorEnv = [
+  "SLUICE_URL",
+  "API_KEY",
+  "MQTT_URL",
+  "MQTT_USERNAME",
+  "MQTT_PASSWORD",
+  "MQTT_TOPIC_PREFIX",
+];
+
 export interface SimulateOptions {
   kinds: string[];
   transport: "http" | "mqtt";

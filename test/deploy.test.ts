@@ -1,0 +1,108 @@
+import { describe, expect, test } from "bun:test";
+import { configSchema } from "../src/config";
+import { simulatorEnv } from "../src/simulators/run";
+
+// Docker's engine does not run here, so the files are read and held against the code instead.
+const root = `${import.meta.dir}/..`;
+// biome-ignore lint/suspicious/noExplicitAny: a parsed YAML document
+const compose: any = Bun.YAML.parse(await Bun.file(`${root}/docker-compose.yml`).text());
+const dockerfile = await Bun.file(`${root}/Dockerfile`).text();
+const mosquittoConf = await Bun.file(`${root}/deploy/mosquitto/mosquitto.conf`).text();
+const services: Record<string, Record<string, unknown>> = compose.services;
+const sluiceServices = ["gateway", "sink"];
+const env = (name: string) => (services[name]?.environment ?? {}) as Record<string, string | number>;
+
+describe("docker-compose.yml", () => {
+  test("has Kafka, PostgreSQL, Redis, Mosquitto, the gateway, the sink, and the simulators in a profile", () => {
+    expect(Object.keys(services).sort()).toEqual(
+      ["gateway", "kafka", "mosquitto", "postgres", "redis", "simulators", "sink"].sort(),
+    );
+    expect(services.simulators?.profiles).toEqual(["simulators"]);
+    expect(env("gateway").ROLES).toBe("gateway");
+    expect(env("sink").ROLES).toBe("sink");
+  });
+
+  test("every image is pinned to a version", () => {
+    for (const [name, service] of Object.entries(services)) {
+      const image = String(service.image ?? "");
+      expect(image, name).toMatch(/^[\w./-]+:\d[\w.-]*$/);
+      expect(image, name).not.toContain(":latest");
+    }
+    expect(services.kafka?.image).toMatch(/^apache\/kafka:3\.9\./);
+  });
+
+  test("every variable set for Sluice exists in the config schema, and parses", () => {
+    const known = new Set(Object.keys(configSchema.shape));
+    for (const name of sluiceServices) {
+      const variables = env(name);
+      for (const variable of Object.keys(variables))
+        expect(known.has(variable), `${name}: ${variable}`).toBe(true);
+      const parsed = configSchema.safeParse(
+        Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, String(v)])),
+      );
+      expect(parsed.success, name).toBe(true);
+    }
+    for (const variable of Object.keys(env("simulators"))) expect(simulatorEnv).toContain(variable);
+  });
+
+  test("ports and addresses agree between services, config and the shipped Mosquitto config", () => {
+    const gateway = env("gateway");
+    expect(services.gateway?.ports).toEqual([`${gateway.PORT}:${gateway.PORT}`]);
+    expect(dockerfile).toContain(`EXPOSE ${gateway.PORT}`);
+    expect(String(env("simulators").SLUICE_URL)).toBe(`http://gateway:${gateway.PORT}`);
+
+    const kafka = env("kafka");
+    const [kafkaHost, kafkaPort] = String(gateway.KAFKA_BROKERS).split(":");
+    expect(kafka.KAFKA_ADVERTISED_LISTENERS).toBe(`PLAINTEXT://${kafkaHost}:${kafkaPort}`);
+    expect(kafka.KAFKA_LISTENERS).toContain(`PLAINTEXT://:${kafkaPort}`);
+    expect(kafka.KAFKA_AUTO_CREATE_TOPICS_ENABLE).toBe("false");
+
+    const database = new URL(String(gateway.DATABASE_URL));
+    const postgres = env("postgres");
+    expect(database.hostname).toBe("postgres");
+    expect(database.port).toBe("5432");
+    expect([database.username, database.password, database.pathname.slice(1)]).toEqual([
+      String(postgres.POSTGRES_USER),
+      String(postgres.POSTGRES_PASSWORD),
+      String(postgres.POSTGRES_DB),
+    ]);
+    expect(new URL(String(gateway.REDIS_URL)).host).toBe("redis:6379");
+
+    const mqttPort = mosquittoConf.match(/^listener (\d+)$/m)?.[1];
+    expect(String(gateway.MQTT_URL)).toBe(`mqtt://mosquitto:${mqttPort}`);
+    expect(services.mosquitto?.ports).toEqual([`${mqttPort}:${mqttPort}`]);
+    expect(services.mosquitto?.volumes).toContain(
+      "./deploy/mosquitto/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro",
+    );
+    expect(mosquittoConf).toMatch(/^persistence_location \/mosquitto\/data\/$/m);
+  });
+
+  test("Sluice waits for healthy dependencies; every dependency has a health check; data lives in volumes", () => {
+    for (const name of sluiceServices) {
+      const dependsOn = services[name]?.depends_on as Record<string, { condition: string }>;
+      expect(Object.keys(dependsOn).sort(), name).toEqual(["kafka", "mosquitto", "postgres", "redis"]);
+      for (const dependency of Object.values(dependsOn)) expect(dependency.condition).toBe("service_healthy");
+    }
+    for (const name of ["kafka", "postgres", "redis", "mosquitto"])
+      expect(services[name]?.healthcheck, name).toBeDefined();
+    expect(dockerfile).toMatch(/^HEALTHCHECK /m);
+    expect(Object.keys(compose.volumes).sort()).toEqual(["kafka-data", "mosquitto-data", "postgres-data"]);
+  });
+
+  test("the shipped Mosquitto config cannot silently drop queued QoS 1 messages", () => {
+    expect(mosquittoConf).toMatch(/^persistence true$/m);
+    expect(mosquittoConf).toMatch(/^max_queued_messages 0$/m);
+    expect(mosquittoConf).toMatch(/^max_queued_bytes 0$/m);
+  });
+});
+
+describe("Dockerfile", () => {
+  test("builds on the official Bun image at the version the scripts install, and runs as a non-root user", async () => {
+    const scriptsBun = (await Bun.file(`${root}/scripts/lib.sh`).text()).match(/bun@([\d.]+)/)?.[1];
+    const images = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((match) => match[1]);
+    expect(images.length).toBeGreaterThan(0);
+    for (const image of images) expect(image).toBe(`oven/bun:${scriptsBun}-slim`);
+    expect(dockerfile).toMatch(/^USER bun$/m);
+    expect(dockerfile).toContain("--frozen-lockfile");
+  });
+});
