@@ -2,6 +2,7 @@ import { tmpdir } from "node:os";
 import { drizzle } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import journal from "../../drizzle/meta/_journal.json";
 import type { Logger } from "../log";
 
 export function createDb(url: string, poolSize = 10) {
@@ -74,19 +75,17 @@ export async function migrateDatabase(url: string, logger: Logger) {
 }
 
 /**
- * drizzle/ beside the sources, or, in a single executable built by `bun run build`, the migration files
- * embedded in it, written out to a temporary folder.
+ * drizzle/ beside the sources, or, in a single executable built by `bun run build`, the migrations embedded
+ * in it (the SQL files as files, the journal as a module), written out to a temporary folder.
  */
 async function migrationsFolder(): Promise<string> {
   const embedded = Bun.embeddedFiles.filter((file) =>
-    (file as Blob & { name: string }).name.startsWith("drizzle"),
+    (file as Blob & { name: string }).name.endsWith(".sql"),
   );
   if (embedded.length === 0) return `${import.meta.dir}/../../drizzle`;
   const folder = `${tmpdir()}/sluice-migrations-${process.pid}`;
-  for (const file of embedded) {
-    const name = (file as Blob & { name: string }).name.replace(/^drizzle[-_/]?/, "");
-    await Bun.write(`${folder}/${name}`, file);
-  }
+  await Bun.write(`${folder}/meta/_journal.json`, JSON.stringify(journal));
+  for (const file of embedded) await Bun.write(`${folder}/${(file as Blob & { name: string }).name}`, file);
   return folder;
 }
 

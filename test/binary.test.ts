@@ -1,0 +1,62 @@
+import { afterAll, expect, test } from "bun:test";
+import { eventually, freePort, testConfig, testDatabase } from "./helpers";
+
+const root = `${import.meta.dir}/..`;
+const cleanups: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+}, 30_000);
+
+test("bun run build makes linux x64 and arm64 executables; the x64 one runs Sluice without Bun or the sources", async () => {
+  const build = Bun.spawnSync(["bun", "run", "build"], { cwd: root, stdout: "pipe", stderr: "pipe" });
+  expect(build.exitCode).toBe(0);
+  const machine = async (path: string) =>
+    new DataView(await Bun.file(path).slice(0, 20).arrayBuffer()).getUint16(18, true);
+  expect(await machine(`${root}/dist/sluice-linux-x64`)).toBe(0x3e); // EM_X86_64
+  expect(await machine(`${root}/dist/sluice-linux-arm64`)).toBe(0xb7); // EM_AARCH64
+
+  // Run it from an empty folder, with a PATH that has no bun: everything it needs is inside.
+  const folder = `/tmp/sluice-binary-${process.pid}`;
+  await Bun.$`rm -rf ${folder} && mkdir -p ${folder} && cp ${root}/dist/sluice-linux-x64 ${folder}/sluice`;
+  const database = await testDatabase();
+  await database.drop(); // the binary must create and migrate it itself
+  cleanups.push(() => database.drop());
+  const config = testConfig();
+  const port = await freePort();
+  const proc = Bun.spawn([`${folder}/sluice`, "start"], {
+    cwd: folder,
+    env: {
+      PATH: "/usr/bin:/bin",
+      PORT: String(port),
+      KAFKA_BROKERS: config.KAFKA_BROKERS.join(","),
+      KAFKA_TOPIC_PREFIX: config.KAFKA_TOPIC_PREFIX,
+      REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
+      DATABASE_URL: database.url,
+      MQTT_CONNECTIONS: "0",
+      LOG_LEVEL: "warn",
+    },
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  cleanups.push(async () => {
+    proc.kill("SIGTERM");
+    await proc.exited;
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await eventually(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok, 30_000);
+  const posted = await fetch(`${url}/v1/weather/observations`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ stationId: "binary-station", ts: new Date().toISOString(), temperature: 9.5 }),
+  });
+  expect(posted.status).toBe(202);
+  const stored = await eventually(async () => {
+    const page = (await (await fetch(`${url}/v1/weather/observations?stationId=binary-station`)).json()) as {
+      items: { data: unknown }[];
+    };
+    return page.items.length === 1 && page;
+  });
+  expect(stored.items[0]?.data).toEqual({ temperature: 9.5 });
+  proc.kill("SIGTERM");
+  expect(await proc.exited).toBe(0);
+}, 120_000);
