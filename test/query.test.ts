@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { eq } from "drizzle-orm";
 import { parseCsv } from "../src/csv";
+import { kindTables } from "../src/db/schema";
 import { kindTopic } from "../src/kafka/client";
+import { sensors } from "../src/kinds/sensors";
 import type { Runtime } from "../src/runtime";
 import { eventually, post, startRuntime, tcpProxy, testDatabase } from "./helpers";
 
@@ -412,4 +415,42 @@ describe("outages", () => {
       await database.drop();
     }
   }, 120_000);
+});
+
+describe("retention", () => {
+  test("raw records past RETENTION_DAYS and roll-ups past ROLLUP_RETENTION_DAYS are deleted; newer ones stay", async () => {
+    const { records, rollups } = kindTables(sensors);
+    const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000);
+    const row = (id: string, ts: Date) => ({
+      id,
+      sourceId: "old-dev",
+      ts,
+      receivedAt: ts,
+      via: "http" as const,
+      data: {},
+    });
+    await runtime.db.insert(records).values([row("old-31d", daysAgo(31)), row("old-29d", daysAgo(29))]);
+    const rollup = (bucketStart: Date) => ({
+      sourceId: "old-dev",
+      width: "1d" as const,
+      bucketStart,
+      quality: "ok" as const,
+      count: 1,
+    });
+    await runtime.db.insert(rollups).values([rollup(daysAgo(401)), rollup(daysAgo(399))]);
+
+    await runtime.retention?.sweep();
+
+    const ids = await runtime.db
+      .select({ id: records.id })
+      .from(records)
+      .where(eq(records.sourceId, "old-dev"));
+    expect(ids.map((r) => r.id)).toEqual(["old-29d"]);
+    const kept = await runtime.db
+      .select({ bucketStart: rollups.bucketStart })
+      .from(rollups)
+      .where(eq(rollups.sourceId, "old-dev"));
+    expect(kept).toHaveLength(1);
+    expect(kept[0]?.bucketStart.getTime()).toBeGreaterThan(daysAgo(400).getTime());
+  });
 });
