@@ -26,7 +26,7 @@ async function until(condition: () => boolean, timeoutMs: number) {
 }
 
 /** QoS 1 from publish to Kafka ack with delayed PUBACKs, against mqtt.js subscribers that ack at once. */
-export async function benchMqtt(brokers: string, connections = 16): Promise<Row[]> {
+export async function benchMqtt(brokers: string, connections = 64): Promise<Row[]> {
   const mosquitto = await startMosquitto();
   try {
     // Baseline: the same pool size in a shared subscription, acknowledging on arrival, doing nothing else.

@@ -76,7 +76,7 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9._-]+$/)
     .default("sluice"),
-  MQTT_CONNECTIONS: int(16),
+  MQTT_CONNECTIONS: int(64),
   MQTT_SESSION_EXPIRY_SECONDS: int(604_800),
   MQTT_CA_FILE: z.string().optional(),
   MQTT_CERT_FILE: z.string().optional(),
