@@ -50,6 +50,27 @@ export async function benchSink(brokers: string): Promise<Row[]> {
   });
   const records = envelopes(ROWS);
 
+  // Baseline first, on the fresh database: the same rows through COPY into a copy of the records table,
+  // indexes included, no roll-ups.
+  const sql = postgres(config.DATABASE_URL, { max: 1, onnotice: () => {} });
+  await sql`create table copy_target (like sensors_records including all)`;
+  const lines = records
+    .map((r) => [r.id, r.sourceId, r.ts, r.receivedAt, r.via, JSON.stringify(r.data), "{}"].join("\t"))
+    .join("\n");
+  const copyStarted = performance.now();
+  const stream =
+    await sql`copy copy_target (id, source_id, ts, received_at, via, data, flags) from stdin`.writable();
+  await new Promise<void>((resolve, reject) => {
+    stream.on("finish", resolve).on("error", reject);
+    stream.end(`${lines}\n`);
+  });
+  const copySeconds = (performance.now() - copyStarted) / 1000;
+  const [{ count }] = (await sql`select count(*)::int as count from copy_target`) as unknown as [
+    { count: number },
+  ];
+  await sql.end();
+  if (count !== ROWS) throw new Error(`COPY stored ${count} rows`);
+
   const kafka = new Kafka({ clientId: "bench", brokers: [brokers], logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
@@ -70,26 +91,6 @@ export async function benchSink(brokers: string): Promise<Row[]> {
   await runtime.close();
   await admin.deleteTopics({ topics: allTopics(prefix) }).catch(() => {});
   await admin.disconnect();
-
-  // Baseline: the same rows through COPY into a copy of the same table, indexes included, no roll-ups.
-  const sql = postgres(config.DATABASE_URL, { max: 1, onnotice: () => {} });
-  await sql`create table copy_target (like sensors_records including all)`;
-  const lines = records
-    .map((r) => [r.id, r.sourceId, r.ts, r.receivedAt, r.via, JSON.stringify(r.data), "{}"].join("\t"))
-    .join("\n");
-  const copyStarted = performance.now();
-  const stream =
-    await sql`copy copy_target (id, source_id, ts, received_at, via, data, flags) from stdin`.writable();
-  await new Promise<void>((resolve, reject) => {
-    stream.on("finish", resolve).on("error", reject);
-    stream.end(`${lines}\n`);
-  });
-  const copySeconds = (performance.now() - copyStarted) / 1000;
-  const [{ count }] = (await sql`select count(*)::int as count from copy_target`) as unknown as [
-    { count: number },
-  ];
-  await sql.end();
-  if (count !== ROWS) throw new Error(`COPY stored ${count} rows`);
 
   return [
     {
