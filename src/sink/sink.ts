@@ -47,6 +47,7 @@ export function createSink(deps: {
     sessionTimeout: 30_000,
     heartbeatInterval: 3000,
     maxWaitTimeInMs: 200,
+    maxBytesPerPartition: 4 * 1024 * 1024,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000 },
   });
   const flagsOf = createQualityCheck();
