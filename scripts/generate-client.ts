@@ -16,6 +16,8 @@ if (import.meta.main) {
     // The document needs no running dependency.
     ingest: undefined as never,
     reader: undefined as never,
+    authenticate: undefined as never,
+    cache: undefined as never,
     probes: [],
   });
   const spec = await (await app.request("/openapi.json")).json();

@@ -1,5 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
+import type { Authenticate } from "./auth/keys";
+import type { Cache } from "./cache/redis";
 import type { Config } from "./config";
 import { databaseError } from "./db/client";
 import type { Ingest } from "./ingest/pipeline";
@@ -7,6 +9,7 @@ import { issuesToErrors } from "./ingest/validate";
 import type { Logger } from "./log";
 import { ProblemError } from "./problem";
 import type { Reader } from "./reader";
+import { registerAuth } from "./routes/auth";
 import { registerDocs } from "./routes/docs";
 import { type Probe, registerHealth } from "./routes/health";
 import { registerIngest } from "./routes/ingest";
@@ -17,6 +20,8 @@ export interface AppDeps {
   logger: Logger;
   ingest: Ingest;
   reader: Reader;
+  authenticate: Authenticate;
+  cache: Cache;
   probes: Probe[];
 }
 
@@ -54,6 +59,7 @@ export function createApp(deps: AppDeps) {
   registerHealth(app, deps);
   // A sink-only process answers its health probes and nothing else.
   if (deps.config.ROLES.includes("gateway")) {
+    registerAuth(app, deps);
     registerIngest(app, deps);
     registerQuery(app, deps);
     registerDocs(app);

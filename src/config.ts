@@ -37,6 +37,11 @@ export const configSchema = z.object({
   TS_MAX_AGE_DAYS: int(30),
   RETRY_AFTER_SECONDS: int(5, 1),
 
+  API_KEYS: list(""),
+  KEY_CACHE_SECONDS: int(5, 0),
+  RATE_LIMIT_PER_SECOND: int(1000, 1),
+  RATE_LIMIT_BURST: z.coerce.number().int().min(1).optional(),
+
   DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, "a postgres:// URL")

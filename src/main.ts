@@ -1,5 +1,7 @@
+import { parseArgs } from "node:util";
+import { createKey, listKeys, parseScopes, revokeKey } from "./auth/keys";
 import { ConfigError, loadConfig } from "./config";
-import { migrateDatabase } from "./db/client";
+import { createDb, migrateDatabase } from "./db/client";
 import { createLogger } from "./log";
 import { createRuntime } from "./runtime";
 
@@ -12,6 +14,8 @@ const usage = `usage: sluice <command>
   start     apply pending migrations, then run the roles named in ROLES (default: gateway,sink)
   migrate   create the database if missing and apply pending migrations
   simulate  run device simulators against a gateway (simulate --help)
+  keys create --scopes <list> [--name <n>] | keys list | keys revoke <id>
+            manage API keys; scopes: ingest:<kind>, ingest:*, read:<kind>, read:*, admin
   help      this text`;
 
 async function migrate(logger: ReturnType<typeof createLogger>, url: string, attempts: number) {
@@ -24,6 +28,48 @@ async function migrate(logger: ReturnType<typeof createLogger>, url: string, att
       logger.warn("PostgreSQL not ready for migrations, retrying", { error: (error as Error).message });
       await Bun.sleep(2000);
     }
+  }
+}
+
+async function keysCommand(args: string[]): Promise<number> {
+  const config = loadConfig();
+  const logger = createLogger("warn");
+  await migrate(logger, config.DATABASE_URL, 1);
+  const { db, client } = createDb(config.DATABASE_URL, 1);
+  try {
+    const [action, ...rest] = args;
+    if (action === "create") {
+      const { values } = parseArgs({
+        args: rest,
+        options: { scopes: { type: "string" }, name: { type: "string" } },
+      });
+      const { id, key } = await createKey(db, parseScopes(values.scopes ?? ""), values.name);
+      console.log(`created ${id}${values.name ? ` (${values.name})` : ""} with scopes ${values.scopes}`);
+      console.log("the key is shown once, on the next line:");
+      console.log(key);
+      return 0;
+    }
+    if (action === "list") {
+      for (const key of await listKeys(db)) {
+        const state = key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : "active";
+        console.log(
+          `${key.id}\t${key.name ?? ""}\t${key.scopes.join(",")}\t${key.createdAt.toISOString()}\t${state}`,
+        );
+      }
+      return 0;
+    }
+    if (action === "revoke" && rest[0]) {
+      const revoked = await revokeKey(db, rest[0]);
+      console.log(revoked ? `revoked ${rest[0]}` : `no active key ${rest[0]}`);
+      return revoked ? 0 : 1;
+    }
+    console.error(usage);
+    return 2;
+  } catch (error) {
+    console.error((error as Error).message);
+    return 2;
+  } finally {
+    await client.end();
   }
 }
 
@@ -64,6 +110,8 @@ try {
   else if (command === "simulate") {
     const { runSimulateCommand } = await import("./simulators/run");
     process.exit(await runSimulateCommand(process.argv.slice(3)));
+  } else if (command === "keys") {
+    process.exit(await keysCommand(process.argv.slice(3)));
   } else if (command === "migrate") {
     const config = loadConfig();
     await migrate(createLogger(config.LOG_LEVEL), config.DATABASE_URL, 1);

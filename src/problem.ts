@@ -25,10 +25,13 @@ export type Problem = z.infer<typeof ProblemSchema>;
 
 const titles = {
   400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
   404: "Not Found",
   413: "Content Too Large",
   415: "Unsupported Media Type",
   422: "Unprocessable Content",
+  429: "Too Many Requests",
   500: "Internal Server Error",
   503: "Service Unavailable",
 } as const;
@@ -67,10 +70,13 @@ export class ProblemError extends Error {
 
 const descriptions: Record<ProblemStatus, string> = {
   400: "The request is malformed: the body cannot be read, or a parameter is invalid (named in `errors`).",
+  401: "No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+  403: "The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`).",
   404: "No such resource.",
   413: "The body or the batch is larger than the configured limit.",
   415: "The content type is not application/json, application/x-ndjson or text/csv.",
   422: "No record in the body is valid; `errors` lists each error with its record index and field path.",
+  429: "The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back.",
   500: "An unexpected error.",
   503: "A dependency (Kafka, PostgreSQL) cannot serve the request now; retry after `Retry-After` seconds.",
 };
@@ -87,7 +93,7 @@ export function problemResponses<S extends ProblemStatus>(...statuses: S[]) {
       {
         description: descriptions[status],
         content: { "application/problem+json": { schema: ProblemSchema } },
-        ...(status === 503 ? { headers: retryAfter } : {}),
+        ...(status === 503 || status === 429 ? { headers: retryAfter } : {}),
       },
     ]),
   ) as Record<

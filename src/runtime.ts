@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { createApp } from "./app";
+import { createAuthenticator } from "./auth/keys";
 import { createCache } from "./cache/redis";
 import type { Config } from "./config";
 import { createDb } from "./db/client";
@@ -71,7 +72,12 @@ export function createRuntime(
     { name: "redis", critical: false, check: () => cache.ping() },
   ];
   if (mqtt) probes.push({ name: "mqtt", critical: true, check: mqtt.check });
-  const app = createApp({ config, logger, ingest, reader, probes });
+  const authenticate = createAuthenticator({
+    db,
+    staticKeys: config.API_KEYS,
+    cacheMs: config.KEY_CACHE_SECONDS * 1000,
+  });
+  const app = createApp({ config, logger, ingest, reader, authenticate, cache, probes });
 
   return {
     app,

@@ -1,5 +1,5 @@
 import { afterAll, expect, test } from "bun:test";
-import { eventually, freePort, testConfig, testDatabase } from "./helpers";
+import { authHeader, eventually, freePort, testConfig, testDatabase, testKey } from "./helpers";
 
 const root = `${import.meta.dir}/..`;
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -33,6 +33,7 @@ test("bun run build makes linux x64 and arm64 executables; the x64 one runs Slui
       REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
       DATABASE_URL: database.url,
       MQTT_CONNECTIONS: "0",
+      API_KEYS: testKey,
       LOG_LEVEL: "warn",
     },
     stdout: "ignore",
@@ -46,12 +47,14 @@ test("bun run build makes linux x64 and arm64 executables; the x64 one runs Slui
   await eventually(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok, 30_000);
   const posted = await fetch(`${url}/v1/weather/observations`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...authHeader },
     body: JSON.stringify({ stationId: "binary-station", ts: new Date().toISOString(), temperature: 9.5 }),
   });
   expect(posted.status).toBe(202);
   const stored = await eventually(async () => {
-    const page = (await (await fetch(`${url}/v1/weather/observations?stationId=binary-station`)).json()) as {
+    const page = (await (
+      await fetch(`${url}/v1/weather/observations?stationId=binary-station`, { headers: authHeader })
+    ).json()) as {
       items: { data: unknown }[];
     };
     return page.items.length === 1 && page;

@@ -3,7 +3,7 @@ import createClient from "openapi-fetch";
 import { clientTypes } from "../scripts/generate-client";
 import type { Runtime } from "../src/runtime";
 import type { paths } from "./generated/sluice-api";
-import { eventually, freePort, startRuntime } from "./helpers";
+import { authHeader, eventually, freePort, startRuntime } from "./helpers";
 
 let runtime: Runtime;
 let server: ReturnType<typeof Bun.serve>;
@@ -13,6 +13,7 @@ beforeAll(async () => {
   runtime = await startRuntime({ MQTT_CONNECTIONS: "0" });
   server = Bun.serve({ port: await freePort(), hostname: "127.0.0.1", fetch: runtime.app.fetch });
   client = createClient<paths, "application/json" | "application/problem+json">({
+    headers: authHeader,
     baseUrl: server.url.href.replace(/\/$/, ""),
   });
 }, 30_000);

@@ -4,10 +4,29 @@ import postgres from "postgres";
 import { type Config, loadConfig } from "../src/config";
 import { migrateDatabase } from "../src/db/client";
 import { allTopics } from "../src/kafka/client";
-import { createLogger } from "../src/log";
+import { createLogger, type Logger } from "../src/log";
 import { createRuntime, type Runtime } from "../src/runtime";
 
 export const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
+
+/** The static key every test runtime accepts (full access). */
+export const testKey = "sk_test_full_access";
+export const authHeader = { authorization: `Bearer ${testKey}` };
+
+/**
+ * Lets `runtime.app.request` send the test key unless the request names a key of its own; tests of
+ * authentication itself call `runtime.app.fetch` directly.
+ */
+export function withTestKey(runtime: Runtime): Runtime {
+  const request = runtime.app.request.bind(runtime.app);
+  runtime.app.request = ((input: string | Request | URL, init?: RequestInit) => {
+    const headers = new Headers(init?.headers);
+    if (!headers.has("authorization") && !headers.has("x-api-key"))
+      headers.set("authorization", authHeader.authorization);
+    return request(input, { ...init, headers });
+  }) as typeof runtime.app.request;
+  return runtime;
+}
 
 /** A config of its own for each test file: topics under a fresh prefix, so files never see each other's records. */
 export function testConfig(overrides: Record<string, string> = {}): Config {
@@ -17,6 +36,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     KAFKA_TOPIC_PREFIX: prefix,
     REDIS_KEY_PREFIX: prefix,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    API_KEYS: testKey,
+    RATE_LIMIT_PER_SECOND: "100000",
     ...overrides,
   });
 }
@@ -40,11 +61,13 @@ export async function testDatabase() {
 /** A whole Sluice (gateway and sink) on a database, topics and Redis keys of its own. */
 export async function startRuntime(
   overrides: Record<string, string> = {},
-  options: Parameters<typeof createRuntime>[2] = {},
+  options: Parameters<typeof createRuntime>[2] & { logger?: Logger } = {},
 ): Promise<Runtime> {
   const database = overrides.DATABASE_URL ? undefined : await testDatabase();
   const config = testConfig({ ...(database ? { DATABASE_URL: database.url } : {}), ...overrides });
-  const runtime = createRuntime(config, createLogger(config.LOG_LEVEL), options);
+  const runtime = withTestKey(
+    createRuntime(config, options.logger ?? createLogger(config.LOG_LEVEL), options),
+  );
   await runtime.ready;
   const close = runtime.close;
   runtime.close = async () => {

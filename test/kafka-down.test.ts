@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { kindTopic } from "../src/kafka/client";
 import { createLogger } from "../src/log";
 import { createRuntime, type Runtime } from "../src/runtime";
-import { post, privateBroker, recordTopics, testConfig } from "./helpers";
+import { post, privateBroker, recordTopics, testConfig, withTestKey } from "./helpers";
 
 const reading = (deviceId: string) => ({ deviceId, ts: new Date().toISOString(), temperature: 20 });
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -23,7 +23,7 @@ describe("Kafka unreachable", () => {
       KAFKA_ACK_TIMEOUT_MS: "2000",
       RETRY_AFTER_SECONDS: "7",
     });
-    const runtime = createRuntime(config, createLogger("silent"));
+    const runtime = withTestKey(createRuntime(config, createLogger("silent")));
     cleanups.push(() => runtime.close());
     const { result: response, ms } = await timed(() =>
       post(runtime, "/v1/sensors/readings", reading("down-1")),
@@ -44,9 +44,11 @@ describe("Kafka stopped, then started again", () => {
   test("503 while the broker is down, ingestion resumes by itself, and every 202 is in Kafka", async () => {
     const broker = await privateBroker(19092);
     cleanups.push(() => broker.stop());
-    runtime = createRuntime(
-      testConfig({ KAFKA_BROKERS: broker.brokers, KAFKA_ACK_TIMEOUT_MS: "3000" }),
-      createLogger("silent"),
+    runtime = withTestKey(
+      createRuntime(
+        testConfig({ KAFKA_BROKERS: broker.brokers, KAFKA_ACK_TIMEOUT_MS: "3000" }),
+        createLogger("silent"),
+      ),
     );
     cleanups.push(() => runtime.close());
     await runtime.ready;

@@ -11,6 +11,7 @@ import {
   startMosquitto,
   startRuntime,
   testConfig,
+  withTestKey,
 } from "./helpers";
 
 let mosquitto: Awaited<ReturnType<typeof startMosquitto>>;
@@ -159,17 +160,19 @@ describe("MQTT delivery under faults", () => {
   test("Kafka stopped while messages arrive, then started: every message arrives", async () => {
     const broker = await privateBroker(19096);
     cleanups.push(() => broker.stop());
-    const gateway = createRuntime(
-      testConfig({
-        KAFKA_BROKERS: broker.brokers,
-        KAFKA_ACK_TIMEOUT_MS: "2000",
-        MQTT_URL: mosquitto.url,
-        MQTT_CONNECTIONS: "2",
-        MQTT_CLIENT_ID: "gw-kafka-down",
-        MQTT_TOPIC_PREFIX: "kd/v1",
-        MQTT_SHARED_GROUP: "kafka-down",
-      }),
-      createLogger("silent"),
+    const gateway = withTestKey(
+      createRuntime(
+        testConfig({
+          KAFKA_BROKERS: broker.brokers,
+          KAFKA_ACK_TIMEOUT_MS: "2000",
+          MQTT_URL: mosquitto.url,
+          MQTT_CONNECTIONS: "2",
+          MQTT_CLIENT_ID: "gw-kafka-down",
+          MQTT_TOPIC_PREFIX: "kd/v1",
+          MQTT_SHARED_GROUP: "kafka-down",
+        }),
+        createLogger("silent"),
+      ),
     );
     cleanups.push(() => gateway.close());
     await gateway.ready;

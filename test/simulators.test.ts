@@ -4,7 +4,7 @@ import type { Runtime } from "../src/runtime";
 import type { Device } from "../src/simulators";
 import { simulators } from "../src/simulators";
 import { parseSimulateArgs, runSimulateCommand, simulate } from "../src/simulators/run";
-import { eventually, freePort, startMosquitto, startRuntime } from "./helpers";
+import { eventually, freePort, startMosquitto, startRuntime, testKey } from "./helpers";
 
 let mosquitto: Awaited<ReturnType<typeof startMosquitto>>;
 let runtime: Runtime;
@@ -19,7 +19,7 @@ beforeAll(async () => {
     MQTT_CLIENT_ID: "sim-test",
   });
   server = Bun.serve({ port: await freePort(), hostname: "127.0.0.1", fetch: runtime.app.fetch });
-  env = { SLUICE_URL: server.url.href, MQTT_URL: mosquitto.url };
+  env = { SLUICE_URL: server.url.href, MQTT_URL: mosquitto.url, API_KEY: testKey };
 }, 30_000);
 
 afterAll(async () => {

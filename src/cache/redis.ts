@@ -23,6 +23,22 @@ for i = 1, #ARGV, 2 do
 end
 return 0`;
 
+// A token bucket per key: `rate` tokens a second up to `burst`; Redis's own clock, so gateways agree.
+const TAKE_TOKEN = `
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(bucket[1]) or burst
+local at = tonumber(bucket[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return wait`;
+
 /**
  * Redis is a cache here, never a dependency: every call fails fast (no offline queue, short timeouts) and
  * answers undefined instead of throwing, so that ingestion, storage and queries go on without it.
@@ -43,7 +59,7 @@ export function createCache(url: string, keyPrefix: string, logger: Logger) {
   redis.on("ready", () => {
     reportedDown = false;
   });
-  const stats = { hits: 0, misses: 0, errors: 0 };
+  const stats = { hits: 0, misses: 0, errors: 0, rateLimitFailOpen: 0 };
   const key = (...parts: string[]) => [keyPrefix, ...parts].join(":");
 
   async function safely<T>(work: () => Promise<T>): Promise<T | undefined> {
@@ -108,6 +124,13 @@ export function createCache(url: string, keyPrefix: string, logger: Logger) {
     },
     setJson(parts: string[], value: unknown, ttlSeconds: number) {
       return this.setText(parts, JSON.stringify(value), ttlSeconds);
+    },
+
+    /** Milliseconds to wait before the next request of this key may go, 0 when it may go now; undefined: no Redis. */
+    async takeToken(keyId: string, rate: number, burst: number): Promise<number | undefined> {
+      const wait = await safely(() => redis.eval(TAKE_TOKEN, 1, key("ratelimit", keyId), rate, burst));
+      if (wait === undefined) stats.rateLimitFailOpen++;
+      return wait === undefined ? undefined : Number(wait);
     },
 
     close: () => redis.quit().catch(() => redis.disconnect()),

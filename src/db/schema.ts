@@ -13,6 +13,16 @@ import type { Via } from "../ingest/validate";
 
 const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 
+/** Managed API keys: only a SHA-256 hash of each key is kept (keys are 256 random bits, so a slow hash adds nothing). */
+export const apiKeys = pgTable("api_keys", {
+  id: text("id").primaryKey(),
+  name: text("name"),
+  hash: text("hash").notNull().unique(),
+  scopes: text("scopes").array().notNull(),
+  createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
+});
+
 /** `visitorsIn` → `visitors_in`: metric names as SQL column names. */
 export const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 

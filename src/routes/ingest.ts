@@ -5,6 +5,7 @@ import type { Ingest } from "../ingest/pipeline";
 import { KafkaUnavailable } from "../kafka/publisher";
 import { type Kind, kinds } from "../kinds";
 import { FieldErrorSchema, ProblemError, problemResponses } from "../problem";
+import { security } from "./auth";
 
 const IngestResultSchema = z
   .object({
@@ -46,6 +47,7 @@ function ingestRoute(kind: Kind, config: Config) {
   return createRoute({
     method: "post",
     path: `/v1/${kind.name}/${kind.resource}`,
+    security,
     tags: [kind.name],
     summary: `Ingest ${kind.title} records`,
     description:
@@ -70,7 +72,7 @@ function ingestRoute(kind: Kind, config: Config) {
         description: "Every valid record is in Kafka.",
         content: { "application/json": { schema: IngestResultSchema } },
       },
-      ...problemResponses(400, 413, 415, 422, 503),
+      ...problemResponses(400, 401, 403, 413, 415, 422, 429, 503),
     },
   });
 }

@@ -9,6 +9,7 @@ import { type Kind, kinds } from "../kinds";
 import { fieldPaths, sourceIdSchema } from "../kinds/define";
 import { ProblemError, problemResponses } from "../problem";
 import { type Bucket, buckets, decodeCursor, type Reader } from "../reader";
+import { security } from "./auth";
 
 const isoTime = (description: string) =>
   z.iso.datetime({ offset: true }).optional().openapi({ description, example: "2026-11-22T00:00:00Z" });
@@ -94,12 +95,13 @@ function schemasOf(kind: Kind) {
 
 function readRoutes(kind: Kind) {
   const schemas = schemasOf(kind);
-  const errors = problemResponses(400, 503);
+  const errors = problemResponses(400, 401, 403, 429, 503);
   const base = `/v1/${kind.name}`;
   return {
     schemas,
     list: createRoute({
       method: "get",
+      security,
       path: `${base}/${kind.resource}`,
       tags: [kind.name],
       summary: `List ${kind.title} records, newest first`,
@@ -114,6 +116,7 @@ function readRoutes(kind: Kind) {
     }),
     aggregates: createRoute({
       method: "get",
+      security,
       path: `${base}/aggregates`,
       tags: [kind.name],
       summary: `${kind.title} metrics in time buckets`,
@@ -131,6 +134,7 @@ function readRoutes(kind: Kind) {
     }),
     latest: createRoute({
       method: "get",
+      security,
       path: `${base}/latest`,
       tags: [kind.name],
       summary: `The newest ${kind.title} of each source`,

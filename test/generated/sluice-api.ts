@@ -130,6 +130,35 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description A dependency (Kafka, PostgreSQL) cannot serve the request now; retry after `Retry-After` seconds. */
                 503: {
                     headers: {
@@ -181,6 +210,24 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body or the batch is larger than the configured limit. */
                 413: {
                     headers: {
@@ -202,6 +249,17 @@ export interface paths {
                 /** @description No record in the body is valid; `errors` lists each error with its record index and field path. */
                 422: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -273,6 +331,35 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description A dependency (Kafka, PostgreSQL) cannot serve the request now; retry after `Retry-After` seconds. */
                 503: {
                     headers: {
@@ -324,6 +411,24 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body or the batch is larger than the configured limit. */
                 413: {
                     headers: {
@@ -345,6 +450,17 @@ export interface paths {
                 /** @description No record in the body is valid; `errors` lists each error with its record index and field path. */
                 422: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -416,6 +532,35 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description A dependency (Kafka, PostgreSQL) cannot serve the request now; retry after `Retry-After` seconds. */
                 503: {
                     headers: {
@@ -467,6 +612,24 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body or the batch is larger than the configured limit. */
                 413: {
                     headers: {
@@ -488,6 +651,17 @@ export interface paths {
                 /** @description No record in the body is valid; `errors` lists each error with its record index and field path. */
                 422: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -565,6 +739,35 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description A dependency (Kafka, PostgreSQL) cannot serve the request now; retry after `Retry-After` seconds. */
                 503: {
                     headers: {
@@ -618,6 +821,35 @@ export interface paths {
                 /** @description The request is malformed: the body cannot be read, or a parameter is invalid (named in `errors`). */
                 400: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -697,6 +929,35 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description A dependency (Kafka, PostgreSQL) cannot serve the request now; retry after `Retry-After` seconds. */
                 503: {
                     headers: {
@@ -750,6 +1011,35 @@ export interface paths {
                 /** @description The request is malformed: the body cannot be read, or a parameter is invalid (named in `errors`). */
                 400: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -829,6 +1119,35 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description A dependency (Kafka, PostgreSQL) cannot serve the request now; retry after `Retry-After` seconds. */
                 503: {
                     headers: {
@@ -882,6 +1201,35 @@ export interface paths {
                 /** @description The request is malformed: the body cannot be read, or a parameter is invalid (named in `errors`). */
                 400: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {

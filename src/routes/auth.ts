@@ -1,0 +1,75 @@
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context, Next } from "hono";
+import { type Authenticate, allows } from "../auth/keys";
+import type { Cache } from "../cache/redis";
+import type { Config } from "../config";
+import { isUnavailable } from "../db/client";
+import { findKind } from "../kinds";
+import { ProblemError } from "../problem";
+
+export const security: Record<string, string[]>[] = [{ bearer: [] }, { apiKey: [] }];
+
+function keyOf(c: Context): string | undefined {
+  const authorization = c.req.header("authorization");
+  const bearer = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
+  return bearer ?? c.req.header("x-api-key") ?? undefined;
+}
+
+/**
+ * Every /v1 request needs a key whose scopes cover the kind and the action (POST ingests, GET reads), and
+ * a token from the key's rate-limit bucket. The key itself is never logged, stored in Kafka or echoed.
+ */
+export function registerAuth(
+  app: OpenAPIHono,
+  deps: { config: Config; authenticate: Authenticate; cache: Cache },
+) {
+  const { config, authenticate, cache } = deps;
+  const rate = config.RATE_LIMIT_PER_SECOND;
+  const burst = config.RATE_LIMIT_BURST ?? rate;
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
+    type: "apiKey",
+    in: "header",
+    name: "X-API-Key",
+  });
+
+  app.use("/v1/*", async (c: Context, next: Next) => {
+    const unauthorized = (detail: string) =>
+      new ProblemError(401, "unauthorized", detail, undefined, {
+        "www-authenticate": 'Bearer realm="sluice"',
+      });
+    const key = keyOf(c);
+    if (!key) throw unauthorized("an API key is required: Authorization: Bearer <key>, or X-API-Key: <key>");
+    let principal: Awaited<ReturnType<Authenticate>>;
+    try {
+      principal = await authenticate(key);
+    } catch (error) {
+      if (!isUnavailable(error)) throw error;
+      const retryAfter = { "retry-after": String(config.RETRY_AFTER_SECONDS) };
+      throw new ProblemError(
+        503,
+        "database-unavailable",
+        "the key cannot be verified now",
+        undefined,
+        retryAfter,
+      );
+    }
+    if (!principal) throw unauthorized("the API key is not valid");
+    const kind = c.req.path.split("/")[2] ?? "";
+    const action = c.req.method === "POST" ? "ingest" : "read";
+    if (findKind(kind) && !allows(principal, action, kind)) {
+      throw new ProblemError(403, "forbidden", `this key lacks the scope ${action}:${kind}`);
+    }
+    const wait = await cache.takeToken(principal.keyId, rate, burst);
+    if (wait) {
+      throw new ProblemError(
+        429,
+        "rate-limited",
+        `rate limit of ${rate} requests per second (burst ${burst}) for key ${principal.keyId} exceeded`,
+        undefined,
+        { "retry-after": String(Math.max(1, Math.ceil(wait / 1000))) },
+      );
+    }
+    await next();
+  });
+}
