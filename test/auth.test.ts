@@ -30,12 +30,13 @@ const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
 describe("API keys", () => {
   test("no key or a wrong key: 401 problem+json with WWW-Authenticate, the key never echoed", async () => {
-    for (const headers of [
+    const attempts: Record<string, string>[] = [
       {},
       bearer("sk_wrong_key_123"),
       { "x-api-key": "sk_wrong_key_123" },
       { authorization: "Basic abc" },
-    ]) {
+    ];
+    for (const headers of attempts) {
       for (const [method, path] of [
         ["POST", "/v1/sensors/readings"],
         ["GET", "/v1/sensors/readings"],
