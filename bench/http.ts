@@ -4,6 +4,7 @@ import { serve, wrk } from "./lib";
 const GATEWAY_PORT = 18080;
 const BARE_PORT = 18081;
 const BATCH = 500;
+export const BENCH_KEY = "sk_bench_key";
 
 function readings(count: number, ts: number) {
   return Array.from({ length: count }, (_, i) => ({
@@ -44,7 +45,7 @@ export async function benchHttp(seconds: number, brokers: string): Promise<Row[]
       script: `${import.meta.dir}/wrk/single.lua`,
       connections: 64,
       seconds,
-      env: { BENCH_TS: String(ts) },
+      env: { BENCH_TS: String(ts), BENCH_KEY },
     });
   const batched = (port: number) =>
     wrk({
@@ -52,7 +53,7 @@ export async function benchHttp(seconds: number, brokers: string): Promise<Row[]
       script: `${import.meta.dir}/wrk/batch.lua`,
       connections: 16,
       seconds,
-      env: { BENCH_BODY: bodyFile },
+      env: { BENCH_BODY: bodyFile, BENCH_KEY },
     });
   try {
     await single(GATEWAY_PORT); // warm-up: JIT, producer connection, topic metadata

@@ -13,6 +13,9 @@ bash scripts/kafka.sh start
 bash scripts/mosquitto.sh start
 
 export PORT=${PORT:-8080}
+# A key for this run (full access), unless you bring your own; the simulators use it too.
+export API_KEYS=${API_KEYS:-sk_local_$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')}
+export API_KEY=${API_KEY:-${API_KEYS%%,*}}
 export MQTT_URL=${MQTT_URL:-mqtt://127.0.0.1:${MQTT_PORT:-1884}}
 export SLUICE_URL=http://127.0.0.1:$PORT
 pids=()
