@@ -44,7 +44,17 @@ describe("OpenAPI", () => {
   test("every kind's ingest route lists the statuses its handler returns, with problem+json errors", () => {
     for (const kind of kinds) {
       const operation = spec.paths[`/v1/${kind.name}/${kind.resource}`]?.post;
-      expect(Object.keys(operation.responses).sort()).toEqual(["202", "400", "413", "415", "422", "503"]);
+      expect(Object.keys(operation.responses).sort()).toEqual([
+        "202",
+        "400",
+        "401",
+        "403",
+        "413",
+        "415",
+        "422",
+        "429",
+        "503",
+      ]);
       expect(Object.keys(operation.requestBody.content).sort()).toEqual([
         "application/json",
         "application/x-ndjson",

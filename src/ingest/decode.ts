@@ -96,7 +96,12 @@ export function mediaTypeOf(contentType: string | undefined): MediaType | undefi
 export function decodeBody(text: string, mediaType: MediaType, kind: Kind): DecodedItem[] {
   switch (mediaType) {
     case mediaTypes.json:
-      return decodeJson(text);
+      try {
+        return decodeJson(text);
+      } catch (error) {
+        if (error instanceof MalformedBody) throw new MalformedBody(`body ${error.message}`);
+        throw error;
+      }
     case mediaTypes.ndjson:
       return decodeNdjson(text);
     case mediaTypes.csv:
@@ -104,11 +109,32 @@ export function decodeBody(text: string, mediaType: MediaType, kind: Kind): Deco
   }
 }
 
+const MAX_DEPTH = 16;
+
+/** How deeply arrays and objects nest, counted before parsing, so that a hostile body costs one scan. */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text.charCodeAt(i);
+    if (inString) {
+      if (char === 92)
+        i++; // backslash: skip the escaped character
+      else if (char === 34) inString = false;
+    } else if (char === 34) inString = true;
+    else if (char === 123 || char === 91) deepest = Math.max(deepest, ++depth);
+    else if (char === 125 || char === 93) depth--;
+  }
+  return deepest;
+}
+
 function parseJson(text: string): unknown {
+  if (nestingDepth(text) > MAX_DEPTH) throw new MalformedBody(`nests deeper than ${MAX_DEPTH} levels`);
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new MalformedBody(`body is not valid JSON: ${(error as Error).message}`);
+    throw new MalformedBody(`is not valid JSON: ${(error as Error).message}`);
   }
 }
 
@@ -117,7 +143,7 @@ function decodeJson(text: string): DecodedItem[] {
   const parsed = parseJson(text);
   if (Array.isArray(parsed)) return parsed.map((value) => ({ value }));
   if (typeof parsed === "object" && parsed !== null) return [{ value: parsed, raw: text }];
-  throw new MalformedBody("body must be a JSON object or an array of objects");
+  throw new MalformedBody("must be a JSON object or an array of objects");
 }
 
 function decodeNdjson(text: string): DecodedItem[] {
@@ -126,9 +152,9 @@ function decodeNdjson(text: string): DecodedItem[] {
     const raw = line.trim();
     if (raw === "") continue;
     try {
-      items.push({ value: JSON.parse(raw), raw });
+      items.push({ value: parseJson(raw), raw });
     } catch (error) {
-      items.push({ error: `line is not valid JSON: ${(error as Error).message}`, raw });
+      items.push({ error: `line ${(error as Error).message}`, raw });
     }
   }
   return items;

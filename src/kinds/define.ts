@@ -1,5 +1,16 @@
 import { z } from "@hono/zod-openapi";
 
+/**
+ * Free text: bounded, and without control characters or lone surrogates, which JSON carries but PostgreSQL
+ * cannot store (a record it refuses would stop the sink).
+ */
+export const textSchema = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((text) => !/\p{Cc}/u.test(text) && text.isWellFormed(), "control characters or broken Unicode");
+
 /** A source id travels in URLs, MQTT topics and Kafka keys, so it keeps to characters safe in all three. */
 export const sourceIdSchema = z
   .string()

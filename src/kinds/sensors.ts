@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { kindTables } from "../db/schema";
-import { defineKind } from "./define";
+import { defineKind, textSchema } from "./define";
 
 const metric = (min: number, max: number, unit: string) =>
   z.number().min(min).max(max).optional().describe(unit);
@@ -25,7 +25,7 @@ export const sensors = defineKind({
       .strictObject({
         lat: z.number().min(-90).max(90),
         lon: z.number().min(-180).max(180),
-        city: z.string().min(1).max(100).optional(),
+        city: textSchema(100).optional(),
       })
       .optional(),
   },

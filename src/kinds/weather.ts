@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { kindTables } from "../db/schema";
-import { defineKind } from "./define";
+import { defineKind, textSchema } from "./define";
 
 const optionalNumber = (min: number, max: number, unit: string) =>
   z.number().min(min).max(max).optional().describe(unit);
@@ -70,8 +70,8 @@ export const weather = defineKind({
     windDeg: optionalNumber(0, 360, "degrees"),
     clouds: optionalNumber(0, 100, "% cover"),
     precipitation: optionalNumber(0, 500, "mm in the last hour"),
-    conditions: z.string().min(1).max(200).optional(),
-    city: z.string().min(1).max(100).optional(),
+    conditions: textSchema(200).optional(),
+    city: textSchema(100).optional(),
     lat: optionalNumber(-90, 90, "degrees"),
     lon: optionalNumber(-180, 180, "degrees"),
   },
