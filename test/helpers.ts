@@ -160,7 +160,17 @@ export async function privateBroker(port: number) {
   };
   await Bun.$`rm -rf /tmp/sluice-test-broker-${port}`;
   await run("start");
-  return { brokers: `127.0.0.1:${port}`, start: () => run("start"), stop: () => run("stop") };
+  return {
+    brokers: `127.0.0.1:${port}`,
+    start: () => run("start"),
+    stop: () => run("stop"),
+    /** SIGKILL, as a crash would. */
+    async kill() {
+      const pid = (await Bun.file(`/tmp/sluice-test-broker-${port}/broker.pid`).text()).trim();
+      await Bun.$`kill -9 ${pid}`.nothrow();
+      await Bun.sleep(500);
+    },
+  };
 }
 
 export const now = () => Date.now();
@@ -253,4 +263,65 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error("condition not met in time");
     await Bun.sleep(100);
   }
+}
+
+export interface LoadResult {
+  acknowledged: Set<string>;
+  statuses: Map<number, number>;
+  /** Slowest answer, in ms. */
+  slowest: number;
+  failures: number;
+}
+
+/**
+ * Posts single sensor readings with `concurrency` requests in flight until `stop()`; every 202's id is
+ * remembered. A request that fails on the network counts as a failure, not as acknowledged.
+ */
+export function httpLoad(url: string, concurrency = 8, headers: Record<string, string> = authHeader) {
+  const result: LoadResult = { acknowledged: new Set(), statuses: new Map(), slowest: 0, failures: 0 };
+  let running = true;
+  let sent = 0;
+  const worker = async () => {
+    while (running) {
+      const started = performance.now();
+      try {
+        const response = await fetch(`${url}/v1/sensors/readings`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...headers },
+          body: JSON.stringify({ deviceId: `load-${sent++ % 20}`, ts: new Date().toISOString(), pm25: 5 }),
+        });
+        result.statuses.set(response.status, (result.statuses.get(response.status) ?? 0) + 1);
+        if (response.status === 202)
+          for (const id of ((await response.json()) as { ids: string[] }).ids) result.acknowledged.add(id);
+        else await response.arrayBuffer();
+      } catch {
+        result.failures++;
+        await Bun.sleep(50);
+      }
+      result.slowest = Math.max(result.slowest, performance.now() - started);
+    }
+  };
+  const workers = Array.from({ length: concurrency }, worker);
+  return {
+    result,
+    async stop() {
+      running = false;
+      await Promise.all(workers);
+      return result;
+    },
+  };
+}
+
+/** Runs `bun src/main.ts start` with the given environment and waits until it is ready. */
+export async function startGatewayProcess(env: Record<string, string>) {
+  const port = env.PORT ?? String(await freePort());
+  const proc = Bun.spawn(["bun", "src/main.ts", "start"], {
+    cwd: `${import.meta.dir}/..`,
+    env: { ...process.env, LOG_LEVEL: "warn", ...env, PORT: port },
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await eventually(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok, 60_000);
+  return { proc, url, port };
 }
