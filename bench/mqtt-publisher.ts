@@ -10,7 +10,13 @@ const prefix = process.env.PREFIX ?? "sluice/v1";
 const ts = Date.now();
 
 const clients = await Promise.all(
-  Array.from({ length: connections }, (_, i) => mqtt.connectAsync(url, { clientId: `bench-pub-${i}-${ts}` })),
+  Array.from({ length: connections }, (_, i) =>
+    mqtt.connectAsync(url, {
+      clientId: `bench-pub-${i}-${ts}`,
+      username: process.env.MQTT_USERNAME,
+      password: process.env.MQTT_PASSWORD,
+    }),
+  ),
 );
 let next = 0;
 const started = performance.now();

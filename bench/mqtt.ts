@@ -8,10 +8,17 @@ import { root } from "./lib";
 
 const COUNT = 30_000;
 
-function publishAll(url: string, prefix: string) {
+function publishAll(url: string, prefix: string, fleet: { username: string; password: string }) {
   const proc = Bun.spawn(["bun", "bench/mqtt-publisher.ts"], {
     cwd: root,
-    env: { ...process.env, MQTT_URL: url, PREFIX: prefix, COUNT: String(COUNT) },
+    env: {
+      ...process.env,
+      MQTT_URL: url,
+      MQTT_USERNAME: fleet.username,
+      MQTT_PASSWORD: fleet.password,
+      PREFIX: prefix,
+      COUNT: String(COUNT),
+    },
     stdout: "pipe",
   });
   return proc.exited.then(
@@ -33,7 +40,12 @@ export async function benchMqtt(brokers: string, connections = 64): Promise<Row[
     let received = 0;
     const subscribers = await Promise.all(
       Array.from({ length: connections }, (_, i) =>
-        mqtt.connectAsync(mosquitto.url, { clientId: `bench-sub-${i}`, protocolVersion: 5 }),
+        mqtt.connectAsync(mosquitto.url, {
+          clientId: `bench-sub-${i}`,
+          protocolVersion: 5,
+          username: mosquitto.gatewayEnv.MQTT_USERNAME,
+          password: mosquitto.gatewayEnv.MQTT_PASSWORD,
+        }),
       ),
     );
     for (const subscriber of subscribers) {
@@ -41,7 +53,7 @@ export async function benchMqtt(brokers: string, connections = 64): Promise<Row[
       await subscriber.subscribeAsync("$share/bare/bare/v1/#", { qos: 1 });
     }
     let started = performance.now();
-    await publishAll(mosquitto.url, "bare/v1");
+    await publishAll(mosquitto.url, "bare/v1", mosquitto.fleet);
     await until(() => received >= COUNT, 60_000);
     const bareRate = received / ((performance.now() - started) / 1000);
     await Promise.all(subscribers.map((subscriber) => subscriber.endAsync()));
@@ -50,7 +62,7 @@ export async function benchMqtt(brokers: string, connections = 64): Promise<Row[
       KAFKA_BROKERS: brokers,
       KAFKA_TOPIC_PREFIX: "bench",
       ROLES: "gateway",
-      MQTT_URL: mosquitto.url,
+      ...mosquitto.gatewayEnv,
       MQTT_CONNECTIONS: String(connections),
       MQTT_CLIENT_ID: "bench-gw",
       LOG_LEVEL: "warn",
@@ -60,7 +72,7 @@ export async function benchMqtt(brokers: string, connections = 64): Promise<Row[
     const mqttStats = runtime.mqtt?.stats ?? { acknowledged: 0 };
     await until(() => runtime.mqtt?.connected() ?? false, 10_000);
     started = performance.now();
-    await publishAll(mosquitto.url, "sluice/v1");
+    await publishAll(mosquitto.url, "sluice/v1", mosquitto.fleet);
     const complete = await until(() => mqttStats.acknowledged >= COUNT, 120_000);
     const sluiceRate = mqttStats.acknowledged / ((performance.now() - started) / 1000);
     await runtime.close();

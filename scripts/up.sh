@@ -10,11 +10,13 @@ bun install --frozen-lockfile
 # Stop on exit only what this script started.
 kafka_was_running=$( (bash scripts/kafka.sh status >/dev/null 2>&1 || (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null) && echo yes || true)
 bash scripts/kafka.sh start
+random() { head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9'; }
+export MQTT_GATEWAY_PASSWORD=${MQTT_GATEWAY_PASSWORD:-$(random)} MQTT_SIMULATOR_PASSWORD=${MQTT_SIMULATOR_PASSWORD:-$(random)}
 bash scripts/mosquitto.sh start
 
 export PORT=${PORT:-8080}
 # A key for this run (full access), unless you bring your own; the simulators use it too.
-export API_KEYS=${API_KEYS:-sk_local_$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')}
+export API_KEYS=${API_KEYS:-sk_local_$(random)}
 export API_KEY=${API_KEY:-${API_KEYS%%,*}}
 export MQTT_URL=${MQTT_URL:-mqtt://127.0.0.1:${MQTT_PORT:-1884}}
 export SLUICE_URL=http://127.0.0.1:$PORT
@@ -29,7 +31,7 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-bun run src/main.ts start &
+MQTT_USERNAME=sluice-gateway MQTT_PASSWORD=$MQTT_GATEWAY_PASSWORD bun run src/main.ts start &
 pids+=($!)
 for _ in $(seq 1 120); do curl -sf "$SLUICE_URL/readyz" >/dev/null && break; sleep 0.5; done
 curl -sf "$SLUICE_URL/readyz" >/dev/null || { echo "Sluice did not become ready"; exit 1; }
@@ -38,7 +40,8 @@ curl -sf "$SLUICE_URL/readyz" >/dev/null || { echo "Sluice did not become ready"
 bun run src/main.ts simulate --kind all --transport http --rate 30 --devices 20 --duration 0 --backfill 1d \
   --invalid-ratio 0.02 >.cache/simulate-http.log 2>&1 &
 pids+=($!)
-bun run src/main.ts simulate --kind sensors --transport mqtt --rate 10 --devices 10 --duration 0 \
+MQTT_USERNAME=sluice-simulator MQTT_PASSWORD=$MQTT_SIMULATOR_PASSWORD \
+  bun run src/main.ts simulate --kind sensors --transport mqtt --rate 10 --devices 10 --duration 0 \
   >.cache/simulate-mqtt.log 2>&1 &
 pids+=($!)
 

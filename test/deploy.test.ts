@@ -15,7 +15,7 @@ const env = (name: string) => (services[name]?.environment ?? {}) as Record<stri
 describe("docker-compose.yml", () => {
   test("has Kafka, PostgreSQL, Redis, Mosquitto, the gateway, the sink, and the simulators in a profile", () => {
     expect(Object.keys(services).sort()).toEqual(
-      ["gateway", "kafka", "mosquitto", "postgres", "redis", "simulators", "sink"].sort(),
+      ["gateway", "kafka", "mosquitto", "mosquitto-users", "postgres", "redis", "simulators", "sink"].sort(),
     );
     expect(services.simulators?.profiles).toEqual(["simulators"]);
     expect(env("gateway").ROLES).toBe("gateway");
@@ -86,7 +86,27 @@ describe("docker-compose.yml", () => {
     for (const name of ["kafka", "postgres", "redis", "mosquitto"])
       expect(services[name]?.healthcheck, name).toBeDefined();
     expect(dockerfile).toMatch(/^HEALTHCHECK /m);
-    expect(Object.keys(compose.volumes).sort()).toEqual(["kafka-data", "mosquitto-data", "postgres-data"]);
+    expect(Object.keys(compose.volumes).sort()).toEqual([
+      "kafka-data",
+      "mosquitto-data",
+      "mosquitto-users",
+      "postgres-data",
+    ]);
+  });
+
+  test("Mosquitto requires credentials; the files the config names are where Compose puts them; the ACL fits", async () => {
+    expect(mosquittoConf).toMatch(/^allow_anonymous false$/m);
+    const passwordFile = mosquittoConf.match(/^password_file (\S+)$/m)?.[1] ?? "";
+    const aclFile = mosquittoConf.match(/^acl_file (\S+)$/m)?.[1] ?? "";
+    const mounts = ((services.mosquitto?.volumes ?? []) as string[]).map((volume) => volume.split(":")[1]);
+    expect(mounts.some((mount) => passwordFile.startsWith(`${mount}/`))).toBe(true);
+    expect(mounts).toContain(aclFile);
+    expect(services["mosquitto-users"]?.volumes).toEqual(["mosquitto-users:/mosquitto/users"]);
+    const acl = await Bun.file(`${root}/deploy/mosquitto/acl`).text();
+    const prefix = String(env("simulators").MQTT_TOPIC_PREFIX);
+    expect(acl).toContain(`user ${env("gateway").MQTT_USERNAME}\ntopic read ${prefix}/#`);
+    expect(acl).toContain(`user ${env("simulators").MQTT_USERNAME}\ntopic write ${prefix}/#`);
+    expect(acl).toContain(`pattern write ${prefix}/+/%u`);
   });
 
   test("the shipped Mosquitto config cannot silently drop queued QoS 1 messages", () => {

@@ -41,10 +41,11 @@ async function processEnv() {
       DATABASE_URL: database.url,
       API_KEYS: testKey,
       RATE_LIMIT_PER_SECOND: "100000",
-      MQTT_URL: mosquitto.url,
+      ...mosquitto.gatewayEnv,
       MQTT_CONNECTIONS: "4",
       MQTT_CLIENT_ID: `faults-${config.KAFKA_TOPIC_PREFIX}`,
-      MQTT_TOPIC_PREFIX: `faults-${config.KAFKA_TOPIC_PREFIX}`,
+      MQTT_TOPIC_PREFIX: "faults/v1",
+      MQTT_SHARED_GROUP: config.KAFKA_TOPIC_PREFIX,
     },
   };
 }

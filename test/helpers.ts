@@ -196,7 +196,10 @@ async function waitForTcp(port: number, timeoutMs = 10_000) {
   }
 }
 
-/** Mosquitto with the project's own config, on a free port and a data directory of its own. */
+/**
+ * Mosquitto with the project's own config and ACL, on a free port with files of its own. Users: the gateway,
+ * the simulators' fleet account (what the tests publish with), and any device added with `addDevice`.
+ */
 export async function startMosquitto() {
   const port = await freePort();
   const dir = `/tmp/sluice-mosquitto-${port}`;
@@ -204,13 +207,40 @@ export async function startMosquitto() {
   const shipped = await Bun.file(`${import.meta.dir}/../deploy/mosquitto/mosquitto.conf`).text();
   const config = shipped
     .replace(/^listener 1883$/m, `listener ${port} 127.0.0.1`)
-    .replace(/^persistence_location .*$/m, `persistence_location ${dir}/`);
-  if (config === shipped) throw new Error("mosquitto.conf no longer has the lines the tests adapt");
+    .replace(/^persistence_location .*$/m, `persistence_location ${dir}/`)
+    .replace(/^password_file .*$/m, `password_file ${dir}/passwords`)
+    .replace(/^acl_file .*$/m, `acl_file ${dir}/acl`);
+  if ((config.match(new RegExp(dir, "g")) ?? []).length !== 3) {
+    throw new Error("mosquitto.conf no longer has the lines the tests adapt");
+  }
   await Bun.write(`${dir}/mosquitto.conf`, config);
+  const acl = await Bun.file(`${import.meta.dir}/../deploy/mosquitto/acl`).text();
+  // Test-only rules: tests that need a broker of their own topics use prefixes such as kill/v1.
+  const testRules = "\nuser sluice-gateway\ntopic read +/v1/#\nuser sluice-simulator\ntopic write +/v1/#\n";
+  await Bun.write(`${dir}/acl`, acl + testRules);
+  const addUser = async (username: string) => {
+    const password = crypto.randomUUID();
+    await Bun.$`touch ${dir}/passwords && mosquitto_passwd -b ${dir}/passwords ${username} ${password}`.quiet();
+    await Bun.$`chmod 0644 ${dir}/passwords`.quiet();
+    return password;
+  };
+  const gatewayPassword = await addUser("sluice-gateway");
+  const fleet = { username: "sluice-simulator", password: await addUser("sluice-simulator") };
   const proc = Bun.spawn(["mosquitto", "-c", `${dir}/mosquitto.conf`], { stdout: "ignore", stderr: "pipe" });
   await waitForTcp(port);
+  const url = `mqtt://127.0.0.1:${port}`;
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url,
+    /** What a gateway needs to connect. */
+    gatewayEnv: { MQTT_URL: url, MQTT_USERNAME: "sluice-gateway", MQTT_PASSWORD: gatewayPassword },
+    fleet,
+    /** A device account (username = source id); Mosquitto reads new users on SIGHUP. */
+    async addDevice(sourceId: string) {
+      const password = await addUser(sourceId);
+      proc.kill("SIGHUP");
+      await Bun.sleep(200);
+      return password;
+    },
     async stop() {
       proc.kill("SIGTERM");
       await proc.exited;

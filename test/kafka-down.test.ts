@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { kindTopic } from "../src/kafka/client";
 import { createLogger } from "../src/log";
 import { createRuntime, type Runtime } from "../src/runtime";
-import { post, privateBroker, recordTopics, testConfig, withTestKey } from "./helpers";
+import { post, privateBroker, recordTopics, testConfig, testDatabase, withTestKey } from "./helpers";
 
 const reading = (deviceId: string) => ({ deviceId, ts: new Date().toISOString(), temperature: 20 });
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -44,9 +44,15 @@ describe("Kafka stopped, then started again", () => {
   test("503 while the broker is down, ingestion resumes by itself, and every 202 is in Kafka", async () => {
     const broker = await privateBroker(19092);
     cleanups.push(() => broker.stop());
+    const database = await testDatabase();
+    cleanups.push(() => database.drop());
     runtime = withTestKey(
       createRuntime(
-        testConfig({ KAFKA_BROKERS: broker.brokers, KAFKA_ACK_TIMEOUT_MS: "3000" }),
+        testConfig({
+          KAFKA_BROKERS: broker.brokers,
+          KAFKA_ACK_TIMEOUT_MS: "3000",
+          DATABASE_URL: database.url,
+        }),
         createLogger("silent"),
       ),
     );

@@ -23,10 +23,13 @@ const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
   mosquitto = await startMosquitto();
-  runtime = await startRuntime({ MQTT_URL: mosquitto.url, MQTT_CONNECTIONS: "4", MQTT_CLIENT_ID: "gw-test" });
+  runtime = await startRuntime({ ...mosquitto.gatewayEnv, MQTT_CONNECTIONS: "4", MQTT_CLIENT_ID: "gw-test" });
   prefix = runtime.config.KAFKA_TOPIC_PREFIX;
   topics = await recordTopics(allTopics(prefix));
-  device = await mqtt.connectAsync(mosquitto.url, { clientId: `device-${crypto.randomUUID()}` });
+  device = await mqtt.connectAsync(mosquitto.url, {
+    clientId: `device-${crypto.randomUUID()}`,
+    ...mosquitto.fleet,
+  });
   for (let i = 0; i < 100 && !runtime.mqtt?.connected(); i++) await Bun.sleep(50);
 }, 30_000);
 
@@ -156,6 +159,60 @@ describe("MQTT ingress", () => {
   }, 90_000);
 });
 
+describe("MQTT credentials and ACL (the shipped config)", () => {
+  test("anonymous clients and wrong passwords are refused", async () => {
+    await expect(
+      mqtt.connectAsync(mosquitto.url, { reconnectPeriod: 0, connectTimeout: 3000 }),
+    ).rejects.toThrow();
+    await expect(
+      mqtt.connectAsync(mosquitto.url, { username: "sluice-gateway", password: "guess", reconnectPeriod: 0 }),
+    ).rejects.toThrow();
+  });
+
+  test("a device publishes under its own id only; the gateway cannot publish at all", async () => {
+    const password = await mosquitto.addDevice("acl-dev-1");
+    const own = crypto.randomUUID();
+    const foreign = crypto.randomUUID();
+    const deviceClient = await mqtt.connectAsync(mosquitto.url, {
+      username: "acl-dev-1",
+      password,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
+    await deviceClient.publishAsync(
+      "sluice/v1/sensors/acl-dev-1",
+      JSON.stringify({ id: own, ts: now(), co2: 500 }),
+      { qos: 1 },
+    );
+    // Mosquitto answers an unauthorised QoS 1 publish with "not authorized" and drops it.
+    await deviceClient
+      .publishAsync("sluice/v1/sensors/acl-dev-2", JSON.stringify({ id: foreign, ts: now(), co2: 500 }), {
+        qos: 1,
+      })
+      .catch(() => {});
+    await deviceClient.endAsync();
+    const gatewayAccount = await mqtt.connectAsync(mosquitto.url, {
+      username: mosquitto.gatewayEnv.MQTT_USERNAME,
+      password: mosquitto.gatewayEnv.MQTT_PASSWORD,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
+    const forged = crypto.randomUUID();
+    await gatewayAccount
+      .publishAsync("sluice/v1/sensors/acl-dev-1", JSON.stringify({ id: forged, ts: now(), co2: 1 }), {
+        qos: 1,
+      })
+      .catch(() => {});
+    await gatewayAccount.endAsync();
+
+    await topics.waitFor((records) => records.find((r) => r.value.id === own));
+    await Bun.sleep(1000);
+    const ids = new Set(topics.records.map((record) => record.value.id));
+    expect(ids.has(foreign)).toBe(false);
+    expect(ids.has(forged)).toBe(false);
+  });
+});
+
 describe("MQTT delivery under faults", () => {
   test("Kafka stopped while messages arrive, then started: every message arrives", async () => {
     const broker = await privateBroker(19096);
@@ -165,11 +222,12 @@ describe("MQTT delivery under faults", () => {
         testConfig({
           KAFKA_BROKERS: broker.brokers,
           KAFKA_ACK_TIMEOUT_MS: "2000",
-          MQTT_URL: mosquitto.url,
+          ...mosquitto.gatewayEnv,
           MQTT_CONNECTIONS: "2",
           MQTT_CLIENT_ID: "gw-kafka-down",
           MQTT_TOPIC_PREFIX: "kd/v1",
           MQTT_SHARED_GROUP: "kafka-down",
+          ROLES: "gateway",
         }),
         createLogger("silent"),
       ),
@@ -201,7 +259,7 @@ describe("MQTT delivery under faults", () => {
       PORT: String(port),
       KAFKA_BROKERS: config.KAFKA_BROKERS.join(","),
       KAFKA_TOPIC_PREFIX: config.KAFKA_TOPIC_PREFIX,
-      MQTT_URL: mosquitto.url,
+      ...mosquitto.gatewayEnv,
       MQTT_CLIENT_ID: "gw-killed",
       MQTT_CONNECTIONS: "4",
       MQTT_TOPIC_PREFIX: "kill/v1",

@@ -14,12 +14,18 @@ let env: Record<string, string>;
 beforeAll(async () => {
   mosquitto = await startMosquitto();
   runtime = await startRuntime({
-    MQTT_URL: mosquitto.url,
+    ...mosquitto.gatewayEnv,
     MQTT_CONNECTIONS: "2",
     MQTT_CLIENT_ID: "sim-test",
   });
   server = Bun.serve({ port: await freePort(), hostname: "127.0.0.1", fetch: runtime.app.fetch });
-  env = { SLUICE_URL: server.url.href, MQTT_URL: mosquitto.url, API_KEY: testKey };
+  env = {
+    SLUICE_URL: server.url.href,
+    MQTT_URL: mosquitto.url,
+    MQTT_USERNAME: mosquitto.fleet.username,
+    MQTT_PASSWORD: mosquitto.fleet.password,
+    API_KEY: testKey,
+  };
 }, 30_000);
 
 afterAll(async () => {
