@@ -38,6 +38,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     API_KEYS: testKey,
     RATE_LIMIT_PER_SECOND: "100000",
+    // Tests that need MQTT start their own Mosquitto and say so.
+    MQTT_CONNECTIONS: "0",
     ...overrides,
   });
 }

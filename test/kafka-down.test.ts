@@ -2,7 +2,15 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { kindTopic } from "../src/kafka/client";
 import { createLogger } from "../src/log";
 import { createRuntime, type Runtime } from "../src/runtime";
-import { post, privateBroker, recordTopics, testConfig, testDatabase, withTestKey } from "./helpers";
+import {
+  eventually,
+  post,
+  privateBroker,
+  recordTopics,
+  testConfig,
+  testDatabase,
+  withTestKey,
+} from "./helpers";
 
 const reading = (deviceId: string) => ({ deviceId, ts: new Date().toISOString(), temperature: 20 });
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -80,7 +88,7 @@ describe("Kafka stopped, then started again", () => {
       if (!resumed) await Bun.sleep(1000);
     }
     expect(resumed).toBe(true);
-    expect((await runtime.app.request("/readyz")).status).toBe(200);
+    await eventually(async () => (await runtime.app.request("/readyz")).status === 200, 10_000);
 
     const topics = await recordTopics(
       [kindTopic(runtime.config.KAFKA_TOPIC_PREFIX, "sensors")],
