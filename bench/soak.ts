@@ -34,7 +34,7 @@ const env = { BENCH_TS: String(Date.now()), BENCH_KEY };
 const slice = (delayMs: number, seconds: number) =>
   wrk({
     url,
-    script: `${import.meta.dir}/wrk/paced.lua`,
+    script: `${import.meta.dir}/wrk/single.lua`,
     connections: CONNECTIONS,
     seconds,
     env: { ...env, BENCH_DELAY_MS: String(delayMs) },

@@ -36,15 +36,7 @@ export function listRecords(
       : undefined,
   ];
   return db
-    .select({
-      id: records.id,
-      sourceId: records.sourceId,
-      ts: records.ts,
-      receivedAt: records.receivedAt,
-      via: records.via,
-      data: records.data,
-      flags: records.flags,
-    })
+    .select()
     .from(records)
     .where(and(...conditions))
     .orderBy(desc(records.ts), desc(records.id))
@@ -55,15 +47,7 @@ export function listRecords(
 export async function latestRecords(db: Db, kind: Kind, sourceId?: string): Promise<RecordRow[]> {
   const { records } = kindTables(kind);
   return db
-    .selectDistinctOn([records.sourceId], {
-      id: records.id,
-      sourceId: records.sourceId,
-      ts: records.ts,
-      receivedAt: records.receivedAt,
-      via: records.via,
-      data: records.data,
-      flags: records.flags,
-    })
+    .selectDistinctOn([records.sourceId])
     .from(records)
     .where(sourceId !== undefined ? eq(records.sourceId, sourceId) : undefined)
     .orderBy(records.sourceId, desc(records.ts), desc(records.id));
