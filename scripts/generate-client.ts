@@ -3,6 +3,7 @@
 import openapiTS, { astToString } from "openapi-typescript";
 import { createApp } from "../src/app";
 import { loadConfig } from "../src/config";
+import { createMetrics } from "../src/metrics";
 
 export async function clientTypes(spec: unknown) {
   const ast = await openapiTS(spec as Parameters<typeof openapiTS>[0]);
@@ -18,6 +19,7 @@ if (import.meta.main) {
     reader: undefined as never,
     authenticate: undefined as never,
     cache: undefined as never,
+    metrics: createMetrics(),
     probes: [],
   });
   const spec = await (await app.request("/openapi.json")).json();

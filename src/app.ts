@@ -6,7 +6,8 @@ import type { Config } from "./config";
 import { databaseError } from "./db/client";
 import type { Ingest } from "./ingest/pipeline";
 import { issuesToErrors } from "./ingest/validate";
-import type { Logger } from "./log";
+import { type Logger, logContext } from "./log";
+import type { Metrics } from "./metrics";
 import { ProblemError } from "./problem";
 import type { Reader } from "./reader";
 import { registerAuth } from "./routes/auth";
@@ -22,6 +23,7 @@ export interface AppDeps {
   reader: Reader;
   authenticate: Authenticate;
   cache: Cache;
+  metrics: Metrics;
   probes: Probe[];
 }
 
@@ -55,6 +57,38 @@ export function createApp(deps: AppDeps) {
   app.notFound((c) =>
     new ProblemError(404, "not-found", `no route for ${c.req.method} ${c.req.path}`).toResponse(),
   );
+
+  // One wide log line per request, every line logged meanwhile carrying its id; HTTP metrics.
+  app.use("*", async (c, next) => {
+    const given = c.req.header("x-request-id");
+    const requestId = given && /^[\w.:-]{1,64}$/.test(given) ? given : Bun.randomUUIDv7();
+    const context: Record<string, unknown> = { requestId };
+    const started = performance.now();
+    deps.metrics.httpInFlight.inc();
+    try {
+      await logContext.run(context, next);
+    } finally {
+      deps.metrics.httpInFlight.dec();
+      const route = c.req.matchedRoutes.findLast(
+        (matched) => matched.path !== "/*" && matched.path !== "*",
+      )?.path;
+      const labels = { method: c.req.method, route: route ?? "unmatched" };
+      const seconds = (performance.now() - started) / 1000;
+      deps.metrics.httpRequests.inc({ ...labels, status: String(c.res.status) });
+      deps.metrics.httpRequestSeconds.observe(labels, seconds);
+      c.res.headers.set("x-request-id", requestId);
+      logContext.run(context, () =>
+        deps.logger.info("request", {
+          method: c.req.method,
+          path: c.req.path,
+          route: labels.route,
+          status: c.res.status,
+          durationMs: Math.round(seconds * 10_000) / 10,
+          bytesIn: Number(c.req.header("content-length") ?? 0),
+        }),
+      );
+    }
+  });
 
   registerHealth(app, deps);
   // A sink-only process answers its health probes and nothing else.

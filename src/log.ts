@@ -1,3 +1,5 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+
 const levels = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
 export type LogLevel = keyof typeof levels;
 
@@ -6,15 +8,38 @@ export type Logger = Record<
   (message: string, fields?: Record<string, unknown>) => void
 >;
 
+/** Fields every line logged while handling one request carries: its id, and what the handlers add. */
+export const logContext = new AsyncLocalStorage<Record<string, unknown>>();
+
+const secret = /pass(word)?|secret|token|authorization|api[-_]?keys?$|^key$|cookie/i;
+
+/** Values of fields whose names say they are secrets never reach the log, however deep. */
+function redact(value: unknown, depth = 0): unknown {
+  if (depth > 4 || typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1));
+  return Object.fromEntries(
+    Object.entries(value).map(([name, field]) => [
+      name,
+      secret.test(name) ? "[redacted]" : redact(field, depth + 1),
+    ]),
+  );
+}
+
 /** One JSON object per line on stdout, the shape log shippers expect. */
 export function createLogger(level: LogLevel, base: Record<string, unknown> = {}): Logger {
   const write =
     (name: Exclude<LogLevel, "silent">) =>
     (message: string, fields: Record<string, unknown> = {}) => {
       if (levels[name] < levels[level]) return;
-      process.stdout.write(
-        `${JSON.stringify({ time: new Date().toISOString(), level: name, message, ...base, ...fields })}\n`,
-      );
+      const line = {
+        time: new Date().toISOString(),
+        level: name,
+        message,
+        ...base,
+        ...logContext.getStore(),
+        ...fields,
+      };
+      process.stdout.write(`${JSON.stringify(redact(line))}\n`);
     };
   return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
 }

@@ -8,6 +8,7 @@ import { createIngest } from "./ingest/pipeline";
 import { createKafka, ensureTopics } from "./kafka/client";
 import { Publisher } from "./kafka/publisher";
 import { createLogger, type Logger } from "./log";
+import { createMetrics } from "./metrics";
 import { createMqttIngress } from "./mqtt/ingress";
 import { createReader } from "./reader";
 import type { Probe } from "./routes/health";
@@ -23,22 +24,24 @@ export function createRuntime(
   const roles = new Set(config.ROLES);
   const kafka = createKafka(config, logger);
   const admin = kafka.admin();
+  const metrics = createMetrics();
   const publisher = new Publisher(kafka, {
     ackTimeoutMs: config.KAFKA_ACK_TIMEOUT_MS,
     maxBatchBytes: config.KAFKA_MAX_BATCH_BYTES,
     logger,
+    metrics,
   });
   const ingest = createIngest({ config, publisher, logger });
   const { db, client: postgres } = createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
-  const cache = createCache(config.REDIS_URL, config.REDIS_KEY_PREFIX, logger);
+  const cache = createCache(config.REDIS_URL, config.REDIS_KEY_PREFIX, logger, metrics);
   const reader = createReader({ db, cache, config });
   const sink = roles.has("sink")
-    ? createSink({ config, kafka, db, cache, logger, hooks: options.sinkHooks })
+    ? createSink({ config, kafka, db, cache, logger, metrics, hooks: options.sinkHooks })
     : undefined;
   const retention = roles.has("sink") ? startRetention({ config, db, logger }) : undefined;
   const mqtt =
     roles.has("gateway") && config.MQTT_CONNECTIONS > 0
-      ? createMqttIngress({ config, ingest, publisher, logger })
+      ? createMqttIngress({ config, ingest, publisher, logger, metrics })
       : undefined;
 
   let topicsReady = false;
@@ -77,7 +80,7 @@ export function createRuntime(
     staticKeys: config.API_KEYS,
     cacheMs: config.KEY_CACHE_SECONDS * 1000,
   });
-  const app = createApp({ config, logger, ingest, reader, authenticate, cache, probes });
+  const app = createApp({ config, logger, ingest, reader, authenticate, cache, metrics, probes });
 
   return {
     app,
@@ -87,6 +90,7 @@ export function createRuntime(
     ingest,
     mqtt,
     sink,
+    metrics,
     db,
     cache,
     retention,

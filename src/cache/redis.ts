@@ -1,6 +1,7 @@
 import Redis from "ioredis";
 import type { Via } from "../ingest/validate";
 import type { Logger } from "../log";
+import type { Metrics } from "../metrics";
 
 /** A stored record as the query API serves it. */
 export interface RecordItem {
@@ -43,7 +44,7 @@ return wait`;
  * Redis is a cache here, never a dependency: every call fails fast (no offline queue, short timeouts) and
  * answers undefined instead of throwing, so that ingestion, storage and queries go on without it.
  */
-export function createCache(url: string, keyPrefix: string, logger: Logger) {
+export function createCache(url: string, keyPrefix: string, logger: Logger, metrics: Metrics) {
   const redis = new Redis(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
@@ -113,6 +114,7 @@ export function createCache(url: string, keyPrefix: string, logger: Logger) {
       const value = await safely(() => redis.get(key(...parts)));
       if (value) stats.hits++;
       else stats.misses++;
+      metrics.cacheRequests.inc({ result: value ? "hit" : "miss" });
       return value ?? undefined;
     },
     async setText(parts: string[], value: string, ttlSeconds: number) {
@@ -129,7 +131,10 @@ export function createCache(url: string, keyPrefix: string, logger: Logger) {
     /** Milliseconds to wait before the next request of this key may go, 0 when it may go now; undefined: no Redis. */
     async takeToken(keyId: string, rate: number, burst: number): Promise<number | undefined> {
       const wait = await safely(() => redis.eval(TAKE_TOKEN, 1, key("ratelimit", keyId), rate, burst));
-      if (wait === undefined) stats.rateLimitFailOpen++;
+      if (wait === undefined) {
+        stats.rateLimitFailOpen++;
+        metrics.rateLimitFailOpen.inc();
+      }
       return wait === undefined ? undefined : Number(wait);
     },
 

@@ -62,7 +62,8 @@ export function createIngest(deps: { config: Config; publisher: Publisher; logge
       ...fields,
       origin: options.origin,
     };
-    return { topic: deadLetterTopic(prefix), key, value: JSON.stringify(letter) };
+    const counts = { kind: letter.kind ?? "unknown", transport: options.via, reason: fields.reason };
+    return { topic: deadLetterTopic(prefix), key, value: JSON.stringify(letter), counts };
   }
 
   function rejectionRecord(kind: Kind, rejection: Rejection, options: IngestOptions, receivedAt: Date) {
@@ -103,10 +104,12 @@ export function createIngest(deps: { config: Config; publisher: Publisher; logge
     };
     const { envelopes, rejections } = validateItems(kind, items, context);
     const topic = kindTopic(prefix, kind.name);
+    const counts = { kind: kind.name, transport: options.via };
     const outgoing: OutgoingRecord[] = envelopes.map((envelope) => ({
       topic,
       key: envelope.sourceId,
       value: JSON.stringify(envelope),
+      counts,
     }));
     for (const rejection of rejections) outgoing.push(rejectionRecord(kind, rejection, options, receivedAt));
     return { envelopes, rejections, outgoing };

@@ -1,10 +1,13 @@
 import { type ICustomPartitioner, type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
 import type { Logger } from "../log";
+import type { Metrics } from "../metrics";
 
 export interface OutgoingRecord {
   topic: string;
   key: string | null;
   value: string;
+  /** What the record counts as once Kafka has it (metrics only, not sent). */
+  counts?: { kind: string; transport: string; reason?: string };
 }
 
 /**
@@ -46,6 +49,7 @@ export interface PublisherOptions {
   ackTimeoutMs: number;
   maxBatchBytes: number;
   logger: Logger;
+  metrics: Metrics;
 }
 
 /**
@@ -107,7 +111,25 @@ export class Publisher {
     waiter.settled = true;
     clearTimeout(waiter.timer);
     if (error) waiter.reject(error);
-    else waiter.resolve();
+    else {
+      this.count(waiter.records);
+      waiter.resolve();
+    }
+  }
+
+  private count(records: OutgoingRecord[]) {
+    const { metrics } = this.options;
+    for (const { counts } of records) {
+      if (!counts) continue;
+      if (counts.reason === undefined)
+        metrics.recordsAccepted.inc({ kind: counts.kind, transport: counts.transport });
+      else {
+        metrics.deadLetters.inc({ kind: counts.kind, transport: counts.transport, reason: counts.reason });
+        if (counts.reason === "invalid-record") {
+          metrics.recordsRejected.inc({ kind: counts.kind, transport: counts.transport });
+        }
+      }
+    }
   }
 
   private takeBatch() {
@@ -138,9 +160,12 @@ export class Publisher {
         const { taken, topicMessages } = this.takeBatch();
         if (taken.length === 0) continue;
         const count = taken.reduce((sum, [, n]) => sum + n, 0);
+        const stopTimer = this.options.metrics.kafkaProduceSeconds.startTimer();
         try {
           const producer = await this.connectedProducer();
           await producer.sendBatch({ topicMessages, acks: -1, timeout: this.options.ackTimeoutMs });
+          stopTimer();
+          this.options.metrics.kafkaBatchRecords.observe(count);
           this.stats.sends++;
           this.stats.records += count;
           this.stats.lastBatchRecords = count;
@@ -150,6 +175,7 @@ export class Publisher {
           }
         } catch (error) {
           this.stats.failures++;
+          this.options.metrics.kafkaSendFailures.inc();
           this.options.logger.warn("kafka send failed", { error: (error as Error).message, records: count });
           for (const [waiter] of taken) this.settle(waiter, new KafkaUnavailable((error as Error).message));
           this.discardProducer();

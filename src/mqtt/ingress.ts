@@ -6,6 +6,7 @@ import type { Ingest } from "../ingest/pipeline";
 import { KafkaUnavailable, type OutgoingRecord, type Publisher } from "../kafka/publisher";
 import { findKind, type Kind } from "../kinds";
 import type { Logger } from "../log";
+import type { Metrics } from "../metrics";
 
 const MIN_RECONNECT_MS = 1000;
 const MAX_RECONNECT_MS = 30_000;
@@ -54,8 +55,9 @@ export function createMqttIngress(deps: {
   ingest: Ingest;
   publisher: Publisher;
   logger: Logger;
+  metrics: Metrics;
 }) {
-  const { config, ingest, publisher, logger } = deps;
+  const { config, ingest, publisher, logger, metrics } = deps;
   const prefix = config.MQTT_TOPIC_PREFIX;
   const subscription = `$share/${config.MQTT_SHARED_GROUP}/${prefix}/#`;
   const limits = { maxBodyBytes: config.MAX_BODY_BYTES, maxBatchItems: config.MAX_BATCH_ITEMS };
@@ -110,12 +112,19 @@ export function createMqttIngress(deps: {
     return work;
   }
 
+  function countConnections() {
+    const connected = clients.filter((client) => client.connected).length;
+    metrics.mqttConnections.set({ state: "connected" }, connected);
+    metrics.mqttConnections.set({ state: "disconnected" }, clients.length - connected);
+  }
+
   function connect(index: number) {
     const client = mqtt.connect(config.MQTT_URL, {
       ...clientOptions(config, index),
       customHandleAcks: (topic, message, packet, done) => {
         // While stopping, leave new messages unacknowledged: the broker redelivers them after the restart.
         if (stopping) return;
+        if (packet.dup) metrics.mqttRedelivered.inc();
         track(deliver(topic, message, packet.qos))
           .then((delivered) => {
             if (!delivered) return;
@@ -133,6 +142,7 @@ export function createMqttIngress(deps: {
     });
     client.on("connect", (connack) => {
       client.options.reconnectPeriod = MIN_RECONNECT_MS;
+      countConnections();
       logger.info("MQTT connected", {
         clientId: client.options.clientId,
         sessionPresent: connack.sessionPresent,
@@ -142,6 +152,7 @@ export function createMqttIngress(deps: {
       });
     });
     client.on("close", () => {
+      countConnections();
       const period = client.options.reconnectPeriod ?? MIN_RECONNECT_MS;
       client.options.reconnectPeriod = Math.min(period * 2, MAX_RECONNECT_MS);
     });

@@ -5,6 +5,8 @@ import type { Cache } from "../cache/redis";
 import type { Config } from "../config";
 import { isUnavailable } from "../db/client";
 import { findKind } from "../kinds";
+import { logContext } from "../log";
+import type { Metrics } from "../metrics";
 import { ProblemError } from "../problem";
 
 export const security: Record<string, string[]>[] = [{ bearer: [] }, { apiKey: [] }];
@@ -21,9 +23,9 @@ function keyOf(c: Context): string | undefined {
  */
 export function registerAuth(
   app: OpenAPIHono,
-  deps: { config: Config; authenticate: Authenticate; cache: Cache },
+  deps: { config: Config; authenticate: Authenticate; cache: Cache; metrics: Metrics },
 ) {
-  const { config, authenticate, cache } = deps;
+  const { config, authenticate, cache, metrics } = deps;
   const rate = config.RATE_LIMIT_PER_SECOND;
   const burst = config.RATE_LIMIT_BURST ?? rate;
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
@@ -55,6 +57,8 @@ export function registerAuth(
       );
     }
     if (!principal) throw unauthorized("the API key is not valid");
+    const context = logContext.getStore();
+    if (context) context.keyId = principal.keyId;
     const kind = c.req.path.split("/")[2] ?? "";
     const action = c.req.method === "POST" ? "ingest" : "read";
     if (findKind(kind) && !allows(principal, action, kind)) {
@@ -62,6 +66,7 @@ export function registerAuth(
     }
     const wait = await cache.takeToken(principal.keyId, rate, burst);
     if (wait) {
+      metrics.rateLimitRefusals.inc();
       throw new ProblemError(
         429,
         "rate-limited",

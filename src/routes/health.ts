@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { withTimeout } from "../kafka/client";
+import type { Metrics } from "../metrics";
 
 /** A dependency check: critical ones decide readiness, the others are reported only. */
 export interface Probe {
@@ -75,7 +76,23 @@ export async function runProbes(probes: Probe[]) {
   return { status: ready ? ("ready" as const) : ("unavailable" as const), checks };
 }
 
-export function registerHealth(app: OpenAPIHono, deps: { probes: Probe[] }) {
+const metricsRoute = createRoute({
+  method: "get",
+  path: "/metrics",
+  tags: ["health"],
+  summary: "Prometheus metrics (text exposition format)",
+  responses: {
+    200: {
+      description: "Every sluice_* metric",
+      content: { "text/plain": { schema: z.string() } },
+    },
+  },
+});
+
+export function registerHealth(app: OpenAPIHono, deps: { probes: Probe[]; metrics: Metrics }) {
+  app.openapi(metricsRoute, async (c) =>
+    c.text(await deps.metrics.registry.metrics(), 200, { "content-type": deps.metrics.registry.contentType }),
+  );
   app.openapi(healthz, (c) => c.json({ status: "ok" as const }, 200));
   app.openapi(readyz, async (c) => {
     const readiness = await runProbes(deps.probes);

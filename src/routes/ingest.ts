@@ -4,6 +4,7 @@ import { type DecodedItem, decodePayload, mediaTypes, Refused } from "../ingest/
 import type { Ingest } from "../ingest/pipeline";
 import { KafkaUnavailable } from "../kafka/publisher";
 import { type Kind, kinds } from "../kinds";
+import { logContext } from "../log";
 import { FieldErrorSchema, ProblemError, problemResponses } from "../problem";
 import { security } from "./auth";
 
@@ -112,6 +113,8 @@ export function registerIngest(app: OpenAPIHono, deps: { config: Config; ingest:
         );
       }
       const { envelopes, rejections } = outcome;
+      const context = logContext.getStore();
+      if (context) Object.assign(context, { accepted: envelopes.length, rejected: rejections.length });
       if (envelopes.length === 0) {
         const errors = rejections.flatMap(({ index, errors }) =>
           errors.map((error) => ({ index, ...error })),

@@ -7,6 +7,7 @@ import type { Envelope } from "../ingest/validate";
 import { kindTopic } from "../kafka/client";
 import { type Kind, kinds } from "../kinds";
 import type { Logger } from "../log";
+import type { Metrics } from "../metrics";
 import { createQualityCheck } from "./quality";
 
 export interface SinkHooks {
@@ -38,9 +39,10 @@ export function createSink(deps: {
   db: Db;
   cache: Cache;
   logger: Logger;
+  metrics: Metrics;
   hooks?: SinkHooks;
 }) {
-  const { config, db, cache, logger, hooks } = deps;
+  const { config, db, cache, logger, metrics, hooks } = deps;
   const byTopic = new Map(kinds.map((kind) => [kindTopic(config.KAFKA_TOPIC_PREFIX, kind.name), kind]));
   const consumer = deps.kafka.consumer({
     groupId: `${config.KAFKA_TOPIC_PREFIX}-sink`,
@@ -89,6 +91,7 @@ export function createSink(deps: {
       try {
         inserted = await writeBatch(db, kind, records);
         stats.lastWriteMs = performance.now() - started;
+        metrics.sinkTransactionSeconds.observe(stats.lastWriteMs / 1000);
         break;
       } catch (error) {
         stats.writeRetries++;
@@ -111,6 +114,9 @@ export function createSink(deps: {
     stats.batches++;
     stats.records += records.length;
     stats.inserted += inserted;
+    metrics.sinkRows.inc({ kind: kind.name }, inserted);
+    const lag = Number(BigInt(batch.highWatermark) - BigInt(batch.lastOffset()) - 1n);
+    metrics.sinkLag.set({ topic: batch.topic, partition: String(batch.partition) }, Math.max(0, lag));
 
     await cache.setLatest(
       kind.name,

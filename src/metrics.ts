@@ -1,0 +1,148 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+const seconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Every metric Sluice exposes on /metrics, one registry per process (per runtime in tests). */
+export function createMetrics() {
+  const registry = new Registry();
+  const registers = [registry];
+  const started = Date.now() / 1000;
+  const metrics = {
+    registry,
+    recordsAccepted: new Counter({
+      name: "sluice_records_accepted_total",
+      help: "Records written to their kind's Kafka topic.",
+      labelNames: ["kind", "transport"] as const,
+      registers,
+    }),
+    recordsRejected: new Counter({
+      name: "sluice_records_rejected_total",
+      help: "Records refused as invalid (each also dead-lettered).",
+      labelNames: ["kind", "transport"] as const,
+      registers,
+    }),
+    deadLetters: new Counter({
+      name: "sluice_dead_letters_total",
+      help: "Dead letters written, by reason.",
+      labelNames: ["kind", "transport", "reason"] as const,
+      registers,
+    }),
+    kafkaProduceSeconds: new Histogram({
+      name: "sluice_kafka_produce_duration_seconds",
+      help: "Time from sending a batch to Kafka's acknowledgement (acks=all).",
+      buckets: seconds,
+      registers,
+    }),
+    kafkaBatchRecords: new Histogram({
+      name: "sluice_kafka_batch_records",
+      help: "Records per produce request (group commit).",
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
+      registers,
+    }),
+    kafkaSendFailures: new Counter({
+      name: "sluice_kafka_send_failures_total",
+      help: "Produce requests that failed or timed out.",
+      registers,
+    }),
+    httpRequests: new Counter({
+      name: "sluice_http_requests_total",
+      help: "HTTP requests answered.",
+      labelNames: ["method", "route", "status"] as const,
+      registers,
+    }),
+    httpRequestSeconds: new Histogram({
+      name: "sluice_http_request_duration_seconds",
+      help: "HTTP request duration.",
+      labelNames: ["method", "route"] as const,
+      buckets: seconds,
+      registers,
+    }),
+    httpInFlight: new Gauge({
+      name: "sluice_http_requests_in_flight",
+      help: "HTTP requests in progress.",
+      registers,
+    }),
+    mqttConnections: new Gauge({
+      name: "sluice_mqtt_connections",
+      help: "MQTT subscriber connections of the pool, by state.",
+      labelNames: ["state"] as const,
+      registers,
+    }),
+    mqttRedelivered: new Counter({
+      name: "sluice_mqtt_redelivered_messages_total",
+      help: "MQTT messages the broker delivered again (DUP flag), e.g. after a restart.",
+      registers,
+    }),
+    sinkLag: new Gauge({
+      name: "sluice_sink_lag_records",
+      help: "Records in a partition not yet stored by the sink, as of its last batch.",
+      labelNames: ["topic", "partition"] as const,
+      registers,
+    }),
+    sinkRows: new Counter({
+      name: "sluice_sink_rows_written_total",
+      help: "Rows inserted by the sink (duplicates not counted).",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
+    sinkTransactionSeconds: new Histogram({
+      name: "sluice_sink_transaction_duration_seconds",
+      help: "Time to store one batch (insert and roll-ups, one transaction).",
+      buckets: seconds,
+      registers,
+    }),
+    cacheRequests: new Counter({
+      name: "sluice_cache_requests_total",
+      help: "Aggregate cache look-ups, by result.",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+    rateLimitRefusals: new Counter({
+      name: "sluice_rate_limit_refusals_total",
+      help: "Requests refused with 429.",
+      registers,
+    }),
+    rateLimitFailOpen: new Counter({
+      name: "sluice_rate_limit_fail_open_total",
+      help: "Requests let through unchecked because Redis was unreachable.",
+      registers,
+    }),
+  };
+  new Gauge({
+    name: "sluice_process_resident_memory_bytes",
+    help: "Resident memory of the process.",
+    registers,
+    collect() {
+      this.set(process.memoryUsage.rss());
+    },
+  });
+  new Gauge({
+    name: "sluice_process_heap_used_bytes",
+    help: "JavaScript heap in use.",
+    registers,
+    collect() {
+      this.set(process.memoryUsage().heapUsed);
+    },
+  });
+  new Counter({
+    name: "sluice_process_cpu_seconds_total",
+    help: "CPU time of the process, user and system.",
+    registers,
+    collect() {
+      const { user, system } = process.cpuUsage();
+      this.reset();
+      this.inc((user + system) / 1e6);
+    },
+  });
+  new Gauge({
+    name: "sluice_process_start_time_seconds",
+    help: "Start of the process, Unix time.",
+    registers,
+    collect() {
+      this.set(started);
+    },
+  });
+  return metrics;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
