@@ -11,6 +11,7 @@ import type { Metrics } from "./metrics";
 import { ProblemError } from "./problem";
 import type { Reader } from "./reader";
 import { registerAuth } from "./routes/auth";
+import { registerDashboard } from "./routes/dashboard";
 import { registerDocs } from "./routes/docs";
 import { type Probe, registerHealth } from "./routes/health";
 import { registerIngest } from "./routes/ingest";
@@ -96,6 +97,7 @@ export function createApp(deps: AppDeps) {
     registerAuth(app, deps);
     registerIngest(app, deps);
     registerQuery(app, deps);
+    registerDashboard(app, deps);
     registerDocs(app);
   }
   return app;

@@ -39,6 +39,11 @@ function sourceIdOf(kind: Kind | undefined, item: DecodedItem): string | null {
   return typeof sourceId === "string" ? sourceId.slice(0, 128) : null;
 }
 
+/** What the dashboard shows of a dead letter: no more of the raw input than a glance needs. */
+export type RecentDeadLetter = Omit<DeadLetter, "raw" | "id"> & { raw: string };
+
+const RECENT = 50;
+
 /** The one path every record takes, whatever the transport: validate, envelope, publish, dead-letter. */
 export function createIngest(deps: { config: Config; publisher: Publisher; logger: Logger }) {
   const prefix = deps.config.KAFKA_TOPIC_PREFIX;
@@ -46,6 +51,8 @@ export function createIngest(deps: { config: Config; publisher: Publisher; logge
     maxFutureMs: deps.config.TS_MAX_FUTURE_SECONDS * 1000,
     maxAgeMs: deps.config.TS_MAX_AGE_DAYS * 86_400_000,
   };
+
+  const recent: RecentDeadLetter[] = [];
 
   function deadLetterRecord(
     kind: Kind | undefined,
@@ -62,6 +69,9 @@ export function createIngest(deps: { config: Config; publisher: Publisher; logge
       ...fields,
       origin: options.origin,
     };
+    const { id: _id, raw, ...summary } = letter;
+    recent.unshift({ ...summary, errors: summary.errors.slice(0, 3), raw: raw.slice(0, 200) });
+    recent.length = Math.min(recent.length, RECENT);
     const counts = { kind: letter.kind ?? "unknown", transport: options.via, reason: fields.reason };
     return { topic: deadLetterTopic(prefix), key, value: JSON.stringify(letter), counts };
   }
@@ -134,6 +144,8 @@ export function createIngest(deps: { config: Config; publisher: Publisher; logge
   }
 
   return {
+    /** The latest dead letters this process wrote, newest first. */
+    recent: () => recent,
     prepare,
     publish,
     records: (kind: Kind, items: DecodedItem[], options: IngestOptions) =>

@@ -59,9 +59,11 @@ export function registerAuth(
     if (!principal) throw unauthorized("the API key is not valid");
     const context = logContext.getStore();
     if (context) context.keyId = principal.keyId;
-    const kind = c.req.path.split("/")[2] ?? "";
+    // /v1/<kind>/... needs that kind's scope; anything else under /v1 (dead letters) needs the wildcard.
+    const segment = c.req.path.split("/")[2] ?? "";
+    const kind = findKind(segment) ? segment : "*";
     const action = c.req.method === "POST" ? "ingest" : "read";
-    if (findKind(kind) && !allows(principal, action, kind)) {
+    if (!allows(principal, action, kind)) {
       throw new ProblemError(403, "forbidden", `this key lacks the scope ${action}:${kind}`);
     }
     const wait = await cache.takeToken(principal.keyId, rate, burst);
