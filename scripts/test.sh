@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite, as a newcomer and CI run it: installs Bun (from npm) and the locked dependencies
-# if missing, starts the project's Kafka broker, then type-checks, lints and runs `bun test` against the
-# real Kafka, PostgreSQL, Redis and Mosquitto. Ends with one line "N passed, N failed".
+# The whole test suite, as a newcomer and CI run it: installs Bun (from npm), the locked dependencies and
+# Debian's Chromium if missing, starts the project's Kafka broker, then type-checks, lints and runs
+# `bun test` against the real Kafka, PostgreSQL, Redis and Mosquitto. Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_bun
 bun install --frozen-lockfile >/dev/null || { echo "bun install failed"; echo "0 passed, 1 failed"; exit 1; }
 bash scripts/kafka.sh start || { echo "0 passed, 1 failed"; exit 1; }
+# The dashboard is tested in Debian's Chromium (headless).
+if ! command -v chromium >/dev/null; then
+  echo "installing Chromium from Debian's packages..."
+  { apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null 2>&1 || echo "could not install chromium"
+fi
 
 passed=0
 failed=0

@@ -49,6 +49,8 @@ cat <<MSG
 
 Sluice is running, fed by simulators (logs in .cache/simulate-*.log).
   API reference   $SLUICE_URL/docs        (OpenAPI: $SLUICE_URL/openapi.json)
+  Dashboard       $SLUICE_URL/dashboard#key=$API_KEY
+  Metrics         $SLUICE_URL/metrics
   Health          curl -s $SLUICE_URL/readyz
   Try
     curl -s '$SLUICE_URL/v1/sensors/latest'

@@ -26,8 +26,12 @@ function redact(value: unknown, depth = 0): unknown {
 }
 
 /** One JSON object per line on stdout, the shape log shippers expect. */
-export function createLogger(level: LogLevel, base: Record<string, unknown> = {}): Logger {
-  const write =
+export function createLogger(
+  level: LogLevel,
+  base: Record<string, unknown> = {},
+  write: (line: string) => void = (line) => process.stdout.write(line),
+): Logger {
+  const at =
     (name: Exclude<LogLevel, "silent">) =>
     (message: string, fields: Record<string, unknown> = {}) => {
       if (levels[name] < levels[level]) return;
@@ -39,7 +43,7 @@ export function createLogger(level: LogLevel, base: Record<string, unknown> = {}
         ...logContext.getStore(),
         ...fields,
       };
-      process.stdout.write(`${JSON.stringify(redact(line))}\n`);
+      write(`${JSON.stringify(redact(line))}\n`);
     };
-  return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }

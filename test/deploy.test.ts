@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { configSchema } from "../src/config";
+import { createMetrics } from "../src/metrics";
 import { simulatorEnv } from "../src/simulators/run";
 
 // Docker's engine does not run here, so the files are read and held against the code instead.
@@ -15,7 +16,18 @@ const env = (name: string) => (services[name]?.environment ?? {}) as Record<stri
 describe("docker-compose.yml", () => {
   test("has Kafka, PostgreSQL, Redis, Mosquitto, the gateway, the sink, and the simulators in a profile", () => {
     expect(Object.keys(services).sort()).toEqual(
-      ["gateway", "kafka", "mosquitto", "mosquitto-users", "postgres", "redis", "simulators", "sink"].sort(),
+      [
+        "gateway",
+        "grafana",
+        "kafka",
+        "mosquitto",
+        "mosquitto-users",
+        "postgres",
+        "prometheus",
+        "redis",
+        "simulators",
+        "sink",
+      ].sort(),
     );
     expect(services.simulators?.profiles).toEqual(["simulators"]);
     expect(env("gateway").ROLES).toBe("gateway");
@@ -25,7 +37,7 @@ describe("docker-compose.yml", () => {
   test("every image is pinned to a version", () => {
     for (const [name, service] of Object.entries(services)) {
       const image = String(service.image ?? "");
-      expect(image, name).toMatch(/^[\w./-]+:\d[\w.-]*$/);
+      expect(image, name).toMatch(/^[\w./-]+:v?\d[\w.-]*$/);
       expect(image, name).not.toContain(":latest");
     }
     expect(services.kafka?.image).toMatch(/^apache\/kafka:3\.9\./);
@@ -113,6 +125,31 @@ describe("docker-compose.yml", () => {
     expect(mosquittoConf).toMatch(/^persistence true$/m);
     expect(mosquittoConf).toMatch(/^max_queued_messages 0$/m);
     expect(mosquittoConf).toMatch(/^max_queued_bytes 0$/m);
+  });
+});
+
+describe("observability profile", () => {
+  test("Prometheus scrapes the gateway and the sink where they listen", async () => {
+    expect(services.prometheus?.profiles).toEqual(["observability"]);
+    expect(services.grafana?.profiles).toEqual(["observability"]);
+    // biome-ignore lint/suspicious/noExplicitAny: a parsed YAML document
+    const prometheus: any = Bun.YAML.parse(await Bun.file(`${root}/deploy/prometheus/prometheus.yml`).text());
+    const targets = prometheus.scrape_configs.flatMap((job: { static_configs: { targets: string[] }[] }) =>
+      job.static_configs.flatMap((config) => config.targets),
+    );
+    expect(targets.sort()).toEqual([`gateway:${env("gateway").PORT}`, `sink:${env("sink").PORT}`].sort());
+  });
+
+  test("every metric the Grafana dashboard queries is one Sluice exposes", async () => {
+    const dashboard = await Bun.file(`${root}/deploy/grafana/dashboards/sluice.json`).json();
+    const queried = new Set<string>(
+      JSON.stringify(dashboard)
+        .match(/sluice_[a-z0-9_]+/g)
+        ?.map((name) => name.replace(/_(bucket|sum|count)$/, "")) ?? [],
+    );
+    const exposed = new Set((await createMetrics().registry.getMetricsAsJSON()).map((metric) => metric.name));
+    expect(queried.size).toBeGreaterThan(10);
+    for (const name of queried) expect(exposed.has(name), name).toBe(true);
   });
 });
 

@@ -1,5 +1,5 @@
 import { type ICustomPartitioner, type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
-import type { Logger } from "../log";
+import { type Logger, logContext } from "../log";
 import type { Metrics } from "../metrics";
 
 export interface OutgoingRecord {
@@ -92,8 +92,9 @@ export class Publisher {
       this.queue.push(waiter);
       if (!this.draining) {
         this.draining = true;
-        // Let the requests that arrive in this tick join the first send.
-        setImmediate(() => void this.drain());
+        // Let the requests that arrive in this tick join the first send. The send serves many requests, so
+        // it runs outside this one's log context.
+        logContext.exit(() => setImmediate(() => void this.drain()));
       }
     });
   }
