@@ -1293,6 +1293,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/deadletters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The latest dead letters this gateway wrote, newest first (needs read:* or admin)
+         * @description Kept in memory, at most 50. The dead-letter topic has them all, with the whole raw input.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Newest first. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RecentDeadLetters"];
+                    };
+                };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1636,6 +1704,19 @@ export interface components {
         };
         WeatherObservationLatest: {
             items: components["schemas"]["WeatherObservationItem"][];
+        };
+        RecentDeadLetters: {
+            items: {
+                kind: string | null;
+                /** @enum {string} */
+                via: "http" | "mqtt";
+                receivedAt: string;
+                reason: string;
+                errors: components["schemas"]["FieldError"][];
+                /** @description The first 200 characters of what was refused. */
+                raw: string;
+                origin?: string;
+            }[];
         };
     };
     responses: never;
