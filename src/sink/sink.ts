@@ -64,9 +64,12 @@ export function createSink(deps: {
     firstBatchAt: 0,
   };
 
+  let stopping = false;
+  const active = new Set<Promise<void>>();
+
   async function handleBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload) {
     const kind = byTopic.get(batch.topic);
-    if (!kind || batch.messages.length === 0) return;
+    if (stopping || !kind || batch.messages.length === 0) return;
     stats.firstBatchAt ||= performance.now();
     const records: StoredRecord[] = [];
     for (const message of batch.messages) {
@@ -86,7 +89,7 @@ export function createSink(deps: {
 
     let inserted = 0;
     for (let attempt = 0; ; attempt++) {
-      if (!isRunning() || isStale()) return; // stopping or rebalanced: the next owner replays it
+      if (stopping || !isRunning() || isStale()) return; // stopping or rebalanced: the next owner replays it
       const started = performance.now();
       try {
         inserted = await writeBatch(db, kind, records);
@@ -137,11 +140,22 @@ export function createSink(deps: {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 3,
-        eachBatch: handleBatch,
+        eachBatch: (payload) => {
+          const handling = handleBatch(payload);
+          active.add(handling);
+          return handling.finally(() => active.delete(handling));
+        },
       });
     },
-    /** Leaves the group; batches in flight finish their commit or are replayed by the next owner. */
-    stop: () => consumer.disconnect(),
+    /**
+     * Takes no new batch, lets the one being written finish and commit its offsets (kafkajs's disconnect
+     * alone does not wait for it), then leaves the group. Anything not committed is replayed by the next owner.
+     */
+    async stop(timeoutMs = 8000) {
+      stopping = true;
+      await Promise.race([Promise.allSettled([...active]), Bun.sleep(timeoutMs)]);
+      await consumer.disconnect();
+    },
   };
 }
 
