@@ -8,7 +8,7 @@ import { eventually, recordTopics, startRuntime, testKey } from "./helpers";
 let runtime: Runtime;
 
 beforeAll(async () => {
-  runtime = await startRuntime({ MQTT_CONNECTIONS: "0", KEY_CACHE_SECONDS: "1", LOG_LEVEL: "debug" });
+  runtime = await startRuntime({ KEY_CACHE_SECONDS: "1" });
 }, 30_000);
 afterAll(() => runtime.close(), 30_000);
 
