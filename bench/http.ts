@@ -33,6 +33,9 @@ export async function benchHttp(seconds: number, brokers: string): Promise<Row[]
     KAFKA_TOPIC_PREFIX: "bench",
     ROLES: "gateway",
     MQTT_CONNECTIONS: "0",
+    API_KEYS: BENCH_KEY,
+    // The key check and the Redis rate-limit round trip are measured; the limit itself is out of reach.
+    RATE_LIMIT_PER_SECOND: "100000000",
   };
   const bodyFile = `/tmp/sluice-bench-batch-${BATCH}.json`;
   await Bun.write(bodyFile, JSON.stringify(readings(BATCH, ts)));
@@ -62,19 +65,22 @@ export async function benchHttp(seconds: number, brokers: string): Promise<Row[]
     const gatewayBatched = await batched(GATEWAY_PORT);
     const bareProducer = await bareProducerRate(brokers, seconds, ts);
     const batchedRate = gatewayBatched.requestsPerSecond * BATCH;
-    const failures = (r: { non2xx: number; errors: number }) =>
-      r.non2xx + r.errors > 0 ? ` (${r.non2xx} non-2xx, ${r.errors} socket errors)` : "";
+    // A run in which the gateway refused requests measures refusals, not ingestion: never record one.
+    for (const run of [gatewaySingle, gatewayBatched]) {
+      if (run.non2xx + run.errors > 0)
+        throw new Error(`${run.non2xx} non-2xx answers, ${run.errors} socket errors`);
+    }
     return [
       {
         name: "HTTP single reading, 64 connections (req/s)",
-        sluice: `${Math.round(gatewaySingle.requestsPerSecond)} (p50 ${gatewaySingle.p50Ms} ms, p99 ${gatewaySingle.p99Ms} ms)${failures(gatewaySingle)}`,
+        sluice: `${Math.round(gatewaySingle.requestsPerSecond)} (p50 ${gatewaySingle.p50Ms} ms, p99 ${gatewaySingle.p99Ms} ms)`,
         baseline: `${Math.round(bareSingle.requestsPerSecond)} bare Bun.serve (p99 ${bareSingle.p99Ms} ms)`,
         ratio: gatewaySingle.requestsPerSecond / bareSingle.requestsPerSecond,
         goal: "≥ 0.30, p99 ≤ 25 ms",
       },
       {
         name: `HTTP batches of ${BATCH}, 16 connections (records/s)`,
-        sluice: `${Math.round(batchedRate)} (p99 ${gatewayBatched.p99Ms} ms)${failures(gatewayBatched)}`,
+        sluice: `${Math.round(batchedRate)} (p99 ${gatewayBatched.p99Ms} ms)`,
         baseline: `${Math.round(bareProducer)} bare kafkajs producer, ${BATCH} per send`,
         ratio: batchedRate / bareProducer,
         goal: "≥ 0.8",
