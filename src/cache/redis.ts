@@ -24,21 +24,25 @@ for i = 1, #ARGV, 2 do
 end
 return 0`;
 
-// A token bucket per key: `rate` tokens a second up to `burst`; Redis's own clock, so gateways agree.
-const TAKE_TOKEN = `
+// A token bucket per key: `rate` tokens a second up to `burst`; takes up to ARGV[3] tokens at once and answers
+// how many it gave and, when it gave fewer, how long until the next one. Redis's own clock, so gateways agree.
+const TAKE_TOKENS = `
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(bucket[1]) or burst
 local at = tonumber(bucket[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+local granted = math.min(wanted, math.floor(tokens))
+tokens = tokens - granted
 local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
+if granted < wanted then wait = math.ceil((1 - tokens) * 1000 / rate) end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return wait`;
+return {granted, wait}`;
 
 /**
  * Redis is a cache here, never a dependency: every call fails fast (no offline queue, short timeouts) and
@@ -128,14 +132,21 @@ export function createCache(url: string, keyPrefix: string, logger: Logger, metr
       return this.setText(parts, JSON.stringify(value), ttlSeconds);
     },
 
-    /** Milliseconds to wait before the next request of this key may go, 0 when it may go now; undefined: no Redis. */
-    async takeToken(keyId: string, rate: number, burst: number): Promise<number | undefined> {
-      const wait = await safely(() => redis.eval(TAKE_TOKEN, 1, key("ratelimit", keyId), rate, burst));
-      if (wait === undefined) {
-        stats.rateLimitFailOpen++;
-        metrics.rateLimitFailOpen.inc();
+    /**
+     * Takes `count` tokens from a key's bucket: how many it got, and how long until the next one when fewer.
+     * Undefined while Redis is unreachable: the caller lets requests through (fail open).
+     */
+    async takeTokens(keyId: string, count: number, rate: number, burst: number) {
+      const answer = await safely(() =>
+        redis.eval(TAKE_TOKENS, 1, key("ratelimit", keyId), rate, burst, count),
+      );
+      if (answer === undefined) {
+        stats.rateLimitFailOpen += count;
+        metrics.rateLimitFailOpen.inc(count);
+        return undefined;
       }
-      return wait === undefined ? undefined : Number(wait);
+      const [granted, waitMs] = answer as [number, number];
+      return { granted, waitMs };
     },
 
     close: () => redis.quit().catch(() => redis.disconnect()),

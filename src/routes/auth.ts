@@ -1,6 +1,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context, Next } from "hono";
 import { type Authenticate, allows } from "../auth/keys";
+import { createRateLimiter } from "../auth/ratelimit";
 import type { Cache } from "../cache/redis";
 import type { Config } from "../config";
 import { isUnavailable } from "../db/client";
@@ -28,6 +29,7 @@ export function registerAuth(
   const { config, authenticate, cache, metrics } = deps;
   const rate = config.RATE_LIMIT_PER_SECOND;
   const burst = config.RATE_LIMIT_BURST ?? rate;
+  const takeToken = createRateLimiter(cache, rate, burst);
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "apiKey",
@@ -66,7 +68,7 @@ export function registerAuth(
     if (!allows(principal, action, kind)) {
       throw new ProblemError(403, "forbidden", `this key lacks the scope ${action}:${kind}`);
     }
-    const wait = await cache.takeToken(principal.keyId, rate, burst);
+    const wait = await takeToken(principal.keyId);
     if (wait) {
       metrics.rateLimitRefusals.inc();
       throw new ProblemError(
