@@ -68,7 +68,8 @@ export function registerAuth(
     if (!allows(principal, action, kind)) {
       throw new ProblemError(403, "forbidden", `this key lacks the scope ${action}:${kind}`);
     }
-    const wait = await takeToken(principal.keyId);
+    const token = takeToken(principal.keyId);
+    const wait = typeof token === "number" ? token : await token;
     if (wait) {
       metrics.rateLimitRefusals.inc();
       throw new ProblemError(
