@@ -175,7 +175,16 @@ export async function privateBroker(port: number) {
   };
 }
 
-export const now = () => Date.now();
+/** A counter's value, summed over the label sets that match `labels`. */
+export async function counterValue(
+  counter: { get: () => Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> },
+  labels: Record<string, string> = {},
+) {
+  const { values } = await counter.get();
+  return values
+    .filter((sample) => Object.entries(labels).every(([name, value]) => sample.labels[name] === value))
+    .reduce((sum, sample) => sum + sample.value, 0);
+}
 
 export async function freePort(): Promise<number> {
   const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });

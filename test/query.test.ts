@@ -5,7 +5,7 @@ import { kindTables } from "../src/db/schema";
 import { kindTopic } from "../src/kafka/client";
 import { sensors } from "../src/kinds/sensors";
 import type { Runtime } from "../src/runtime";
-import { eventually, post, startRuntime, tcpProxy, testDatabase } from "./helpers";
+import { counterValue, eventually, post, startRuntime, tcpProxy, testDatabase } from "./helpers";
 
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
@@ -342,9 +342,10 @@ describe("cache", () => {
       { stationId: "late", ts: at(10 * MINUTE), temperature: 5 },
     ]);
     expect((await get(path)).items[0]).toMatchObject({ count: 1 });
-    const hits = runtime.cache.stats.hits;
+    const hit = { result: "hit" };
+    const hits = await counterValue(runtime.metrics.cacheRequests, hit);
     expect((await get(path)).items[0]).toMatchObject({ count: 1 });
-    expect(runtime.cache.stats.hits).toBe(hits + 1);
+    expect(await counterValue(runtime.metrics.cacheRequests, hit)).toBe(hits + 1);
     await postAndStore("/v1/weather/observations", [
       { stationId: "late", ts: at(20 * MINUTE), temperature: 7 },
     ]);

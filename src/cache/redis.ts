@@ -64,24 +64,20 @@ export function createCache(url: string, keyPrefix: string, logger: Logger, metr
   redis.on("ready", () => {
     reportedDown = false;
   });
-  const stats = { hits: 0, misses: 0, errors: 0, rateLimitFailOpen: 0 };
   const key = (...parts: string[]) => [keyPrefix, ...parts].join(":");
 
   async function safely<T>(work: () => Promise<T>): Promise<T | undefined> {
     if (redis.status !== "ready") {
-      stats.errors++;
       return undefined;
     }
     try {
       return await work();
     } catch {
-      stats.errors++;
       return undefined;
     }
   }
 
   return {
-    stats,
     redis,
     ping: () => redis.ping(),
 
@@ -116,8 +112,6 @@ export function createCache(url: string, keyPrefix: string, logger: Logger, metr
 
     async getText(parts: string[]): Promise<string | undefined> {
       const value = await safely(() => redis.get(key(...parts)));
-      if (value) stats.hits++;
-      else stats.misses++;
       metrics.cacheRequests.inc({ result: value ? "hit" : "miss" });
       return value ?? undefined;
     },
@@ -141,7 +135,6 @@ export function createCache(url: string, keyPrefix: string, logger: Logger, metr
         redis.eval(TAKE_TOKENS, 1, key("ratelimit", keyId), rate, burst, count),
       );
       if (answer === undefined) {
-        stats.rateLimitFailOpen += count;
         metrics.rateLimitFailOpen.inc(count);
         return undefined;
       }

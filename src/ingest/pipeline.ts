@@ -147,7 +147,6 @@ export function createIngest(deps: { config: Config; publisher: Publisher; logge
     /** The latest dead letters this process wrote, newest first. */
     recent: () => recent,
     prepare,
-    publish,
     records: (kind: Kind, items: DecodedItem[], options: IngestOptions) =>
       publish(prepare(kind, items, options)),
 
