@@ -4,18 +4,23 @@ import { ensureWrk, machine, root } from "./lib";
 import { benchMqtt } from "./mqtt";
 import { benchAggregates, benchSink } from "./storage";
 
-// bun run bench [seconds per measurement]
+// bun run bench [seconds per measurement] [benchmark names]
 const seconds = Number(process.argv[2] ?? 10);
 const brokers = process.env.KAFKA_BROKERS ?? "127.0.0.1:9092";
 
 await ensureWrk();
 await $`bash ${root}/scripts/kafka.sh start`;
-const rows: Row[] = [
-  ...(await benchHttp(seconds, brokers)),
-  ...(await benchMqtt(brokers)),
-  ...(await benchSink(brokers)),
-  ...(await benchAggregates()),
+// Further arguments pick benchmarks by name (http, mqtt, sink, aggregates); the default is all of them.
+const chosen = process.argv.slice(3);
+const benches: [string, () => Promise<Row[]>][] = [
+  ["http", () => benchHttp(seconds, brokers)],
+  ["mqtt", () => benchMqtt(brokers)],
+  ["sink", () => benchSink(brokers)],
+  ["aggregates", () => benchAggregates()],
 ];
+const rows: Row[] = [];
+for (const [name, run] of benches)
+  if (chosen.length === 0 || chosen.includes(name)) rows.push(...(await run()));
 
 const date = new Date().toISOString().slice(0, 16).replace("T", " ");
 const table = [
@@ -30,5 +35,7 @@ const table = [
   "",
 ].join("\n");
 console.log(`\n${table}`);
-await Bun.write(`${root}/bench/results/latest.md`, table);
-await Bun.write(`${root}/bench/results/${date.replace(/[: ]/g, "-")}.md`, table);
+const stamp = date.replace(/[: ]/g, "-");
+// Only a run of every benchmark becomes the latest; a partial one is kept under its names.
+if (chosen.length === 0) await Bun.write(`${root}/bench/results/latest.md`, table);
+await Bun.write(`${root}/bench/results/${[stamp, ...chosen].join("-")}.md`, table);

@@ -32,6 +32,8 @@ export interface AggregateQuery {
   sourceId?: string;
   bySource: boolean;
   includeSuspect: boolean;
+  /** The metrics to sum; a kind with derived values (conversion rate) always gets all of them. */
+  metrics: readonly string[];
 }
 
 const toItem = (row: RecordRow): RecordItem => ({
@@ -96,10 +98,12 @@ export function createReader(deps: { db: Db; cache: Cache; config: Config }) {
       query: AggregateQuery,
       render: (rows: BucketRow[]) => string,
       variant: string,
-    ): Promise<string> {
+    ): Promise<string | Buffer> {
       const stepMs = buckets[query.bucket];
       const width = widthFor(query.bucket);
-      const run = (from: Date, to: Date) => aggregateRollups(db, kind, { ...query, width, stepMs, from, to });
+      const metrics = kind.derived ? kind.metrics : query.metrics;
+      const run = (from: Date, to: Date) =>
+        aggregateRollups(db, kind, { ...query, metrics, width, stepMs, from, to });
       const closedBefore =
         Math.floor((Date.now() - config.CACHE_CLOSED_AFTER_SECONDS * 1000) / stepMs) * stepMs;
       const split = new Date(Math.max(query.from.getTime(), Math.min(query.to.getTime(), closedBefore)));
@@ -110,7 +114,7 @@ export function createReader(deps: { db: Db; cache: Cache; config: Config }) {
       const key = (part: string) => [part, kind.name, generation ?? "", JSON.stringify(params), variant];
       const ttl = config.CACHE_TTL_SECONDS;
       if (split.getTime() === query.to.getTime()) {
-        const cached = generation !== undefined ? await cache.getText(key("answer")) : undefined;
+        const cached = generation !== undefined ? await cache.getBytes(key("answer")) : undefined;
         if (cached !== undefined) return cached;
         const answer = render(await run(query.from, query.to));
         if (generation !== undefined) await cache.setText(key("answer"), answer, ttl);

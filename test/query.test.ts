@@ -351,6 +351,27 @@ describe("cache", () => {
     ]);
     expect((await get(path)).items[0]).toMatchObject({ count: 2, metrics: { temperature: { sum: 12 } } });
   });
+
+  test("Redis emptied: an answer the gateway still holds in memory is not served again", async () => {
+    const path = `/v1/weather/aggregates?bucket=1h&from=${at(0)}&to=${at(2 * HOUR)}&stationId=emptied`;
+    const redis = runtime.cache.redis;
+    const emptyRedis = async () => {
+      const keys = await redis.keys(`${runtime.config.REDIS_KEY_PREFIX}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      return keys.length;
+    };
+    await postAndStore("/v1/weather/observations", [
+      { stationId: "emptied", ts: at(10 * MINUTE), temperature: 5 },
+    ]);
+    await emptyRedis();
+    expect((await get(path)).items[0]).toMatchObject({ count: 1 });
+    await postAndStore("/v1/weather/observations", [
+      { stationId: "emptied", ts: at(20 * MINUTE), temperature: 7 },
+    ]);
+    expect((await get(path)).items[0]).toMatchObject({ count: 2 });
+    expect(await emptyRedis()).toBeGreaterThan(0);
+    expect((await get(path)).items[0]).toMatchObject({ count: 2, metrics: { temperature: { sum: 12 } } });
+  });
 });
 
 describe("outages", () => {

@@ -320,6 +320,7 @@ export function registerQuery(app: OpenAPIHono, deps: { config: Config; reader: 
             sourceId: sourceOf(query),
             bySource,
             includeSuspect: query.includeSuspect === "true",
+            metrics,
           },
           render,
           `${csv ? "csv" : "json"}:${metrics.join(",")}`,

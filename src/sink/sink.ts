@@ -64,6 +64,8 @@ export function createSink(deps: {
     firstBatchAt: 0,
   };
 
+  /** Kinds whose cached answers stored records have made stale, until Redis has been told. */
+  const unbumped = new Set<string>();
   let stopping = false;
   const active = new Set<Promise<void>>();
 
@@ -126,7 +128,9 @@ export function createSink(deps: {
       records.map(({ kind: _kind, ...latest }) => latest),
     );
     const cacheable = Date.now() - config.CACHE_CLOSED_AFTER_SECONDS * 1000;
-    if (records.some((record) => Date.parse(record.ts) < cacheable)) await cache.bumpGeneration(kind.name);
+    if (records.some((record) => Date.parse(record.ts) < cacheable)) unbumped.add(kind.name);
+    // A bump lost while Redis was unreachable is tried again with every batch until Redis takes it.
+    for (const name of unbumped) if ((await cache.bumpGeneration(name)) !== undefined) unbumped.delete(name);
     await heartbeat();
   }
 
