@@ -116,8 +116,17 @@ export function createCache(url: string, keyPrefix: string, logger: Logger, metr
 
     /** Keeps, per source, the record with the newest ts. */
     async setLatest(kind: string, records: RecordItem[]) {
-      if (records.length === 0) return;
-      const args = records.flatMap((record) => [record.sourceId, `${record.ts}${JSON.stringify(record)}`]);
+      // A batch holds many records of each source: only the newest of each goes to Redis.
+      const newest = new Map<string, RecordItem>();
+      for (const record of records) {
+        const kept = newest.get(record.sourceId);
+        if (!kept || kept.ts < record.ts) newest.set(record.sourceId, record);
+      }
+      if (newest.size === 0) return;
+      const args = [...newest.values()].flatMap(({ id, sourceId, ts, receivedAt, via, data, flags }) => [
+        sourceId,
+        `${ts}${JSON.stringify({ id, sourceId, ts, receivedAt, via, data, flags })}`,
+      ]);
       await safely(() => redis.eval(SET_IF_NEWER, 1, key("latest", kind), ...args));
     },
 

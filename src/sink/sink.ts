@@ -112,6 +112,12 @@ export function createSink(deps: {
       }
     }
     await hooks?.afterWrite?.(kind, inserted);
+    // Cached answers these records made stale are invalidated before anyone is told the records are stored.
+    const cacheable = Date.now() - config.CACHE_CLOSED_AFTER_SECONDS * 1000;
+    if (records.some((record) => Date.parse(record.ts) < cacheable)) unbumped.add(kind.name);
+    // A bump lost while Redis was unreachable is tried again with every batch until Redis takes it.
+    for (const name of unbumped) if ((await cache.bumpGeneration(name)) !== undefined) unbumped.delete(name);
+    await cache.setLatest(kind.name, records);
     await consumer.commitOffsets([
       { topic: batch.topic, partition: batch.partition, offset: String(BigInt(batch.lastOffset()) + 1n) },
     ]);
@@ -123,14 +129,6 @@ export function createSink(deps: {
     const lag = Number(BigInt(batch.highWatermark) - BigInt(batch.lastOffset()) - 1n);
     metrics.sinkLag.set({ topic: batch.topic, partition: String(batch.partition) }, Math.max(0, lag));
 
-    await cache.setLatest(
-      kind.name,
-      records.map(({ kind: _kind, ...latest }) => latest),
-    );
-    const cacheable = Date.now() - config.CACHE_CLOSED_AFTER_SECONDS * 1000;
-    if (records.some((record) => Date.parse(record.ts) < cacheable)) unbumped.add(kind.name);
-    // A bump lost while Redis was unreachable is tried again with every batch until Redis takes it.
-    for (const name of unbumped) if ((await cache.bumpGeneration(name)) !== undefined) unbumped.delete(name);
     await heartbeat();
   }
 
