@@ -5,11 +5,6 @@ import { createDb, migrateDatabase } from "./db/client";
 import { createLogger } from "./log";
 import { createRuntime } from "./runtime";
 
-// kafkajs schedules its idle request-queue check with a negative delay; Bun would print a warning each time.
-process.on("warning", (warning) => {
-  if (warning.name !== "TimeoutNegativeWarning") console.warn(warning);
-});
-
 const usage = `usage: sluice <command>
   start     apply pending migrations, then run the roles named in ROLES (default: gateway,sink)
   migrate   create the database if missing and apply pending migrations
