@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { writeSync } from "node:fs";
 
 const levels = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
 export type LogLevel = keyof typeof levels;
@@ -25,11 +26,32 @@ function redact(value: unknown, depth = 0): unknown {
   );
 }
 
+let pending = "";
+function flush() {
+  const text = pending;
+  pending = "";
+  if (text) process.stdout.write(text);
+}
+process.on("exit", () => {
+  try {
+    if (pending) writeSync(1, pending);
+  } catch {}
+});
+
+/**
+ * Lines are gathered and written together once per turn of the event loop, and at exit: a write per line
+ * was a tenth of a busy gateway's time.
+ */
+function writeStdout(line: string) {
+  if (!pending) setImmediate(flush);
+  pending += line;
+}
+
 /** One JSON object per line on stdout, the shape log shippers expect. */
 export function createLogger(
   level: LogLevel,
   base: Record<string, unknown> = {},
-  write: (line: string) => void = (line) => process.stdout.write(line),
+  write: (line: string) => void = writeStdout,
 ): Logger {
   const at =
     (name: Exclude<LogLevel, "silent">) =>
