@@ -14,16 +14,36 @@ export const logContext = new AsyncLocalStorage<Record<string, unknown>>();
 
 const secret = /pass(word)?|secret|token|authorization|api[-_]?keys?$|^key$|cookie/i;
 
-/** Values of fields whose names say they are secrets never reach the log, however deep. */
+const secretNames = new Map<string, boolean>();
+function isSecret(name: string) {
+  let verdict = secretNames.get(name);
+  if (verdict === undefined) {
+    verdict = secret.test(name);
+    if (secretNames.size < 10_000) secretNames.set(name, verdict);
+  }
+  return verdict;
+}
+
+/**
+ * Values of fields whose names say they are secrets never reach the log, however deep. Objects are copied
+ * only when something in them is redacted: most lines have nothing to hide.
+ */
 function redact(value: unknown, depth = 0): unknown {
   if (depth > 4 || typeof value !== "object" || value === null) return value;
-  if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1));
-  return Object.fromEntries(
-    Object.entries(value).map(([name, field]) => [
-      name,
-      secret.test(name) ? "[redacted]" : redact(field, depth + 1),
-    ]),
-  );
+  if (Array.isArray(value)) {
+    const items = value.map((item) => redact(item, depth + 1));
+    return items.some((item, i) => item !== value[i]) ? items : value;
+  }
+  let copy: Record<string, unknown> | undefined;
+  for (const name in value) {
+    const field = (value as Record<string, unknown>)[name];
+    const clean = isSecret(name) ? "[redacted]" : redact(field, depth + 1);
+    if (clean !== field) {
+      copy ??= { ...value };
+      copy[name] = clean;
+    }
+  }
+  return copy ?? value;
 }
 
 let pending = "";
