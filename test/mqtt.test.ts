@@ -247,6 +247,11 @@ describe("MQTT delivery under faults", () => {
     );
     await Bun.sleep(3000);
     expect((await gateway.app.request("/readyz")).status).toBe(503);
+    // Each connection read ahead, up to its receive maximum of 100, and acknowledged none of it.
+    const stats = gateway.mqtt?.stats;
+    expect(stats?.received).toBeGreaterThan(2);
+    expect(stats?.received).toBeLessThanOrEqual(200);
+    expect(stats?.acknowledged).toBe(0);
     await broker.start();
     await received.waitFor(allArrived(kindTopic(gateway.config.KAFKA_TOPIC_PREFIX, "sensors"), ids), 60_000);
   }, 120_000);

@@ -119,19 +119,25 @@ export function createMqttIngress(deps: {
   }
 
   function connect(index: number) {
+    // The connection keeps reading while messages wait for Kafka (mqtt.js is patched for that, up to the
+    // receive maximum); their PUBACKs go out in the order the messages came, as MQTT requires.
+    let previousAck = Promise.resolve();
     const client = mqtt.connect(config.MQTT_URL, {
       ...clientOptions(config, index),
       customHandleAcks: (topic, message, packet, done) => {
         // While stopping, leave new messages unacknowledged: the broker redelivers them after the restart.
         if (stopping) return;
         if (packet.dup) metrics.mqttRedelivered.inc();
-        track(deliver(topic, message, packet.qos))
-          .then((delivered) => {
-            if (!delivered) return;
+        const delivered = track(deliver(topic, message, packet.qos));
+        const acked = previousAck
+          .then(() => delivered)
+          .then((inKafka) => {
+            if (!inKafka) return;
             stats.acknowledged++;
             done(0);
           })
           .catch((error: Error) => logger.error("MQTT message failed", { topic, error: error.message }));
+        previousAck = acked;
       },
     });
     client.on("message", (topic, message, packet) => {
