@@ -319,6 +319,59 @@ describe("idempotence", () => {
       await crashing.close();
     }
   }, 90_000);
+
+  test("a batch that fails after its write while later ones wait: read again from it, nothing lost or doubled", async () => {
+    const calls: number[] = [];
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const failing = await startRuntime(
+      { MQTT_CONNECTIONS: "0" },
+      {
+        sinkHooks: {
+          afterWrite: async (_kind, inserted) => {
+            calls.push(inserted);
+            if (calls.length === 2) {
+              await held;
+              throw new Error("failed between insert and commit");
+            }
+          },
+        },
+      },
+    );
+    try {
+      // One store, so one partition: A is stored, B is written and held, C and D are fetched behind it.
+      const part = (name: string, offset: number) =>
+        Array.from({ length: 20 }, (_, i) => ({
+          storeId: "queued",
+          ts: at(offset + i * 1000),
+          visitorsIn: 1,
+          sensorId: name,
+        }));
+      expect((await post(failing, "/v1/traffic/counts", part("a", 0))).status).toBe(202);
+      await eventually(() => calls.length >= 1);
+      expect((await post(failing, "/v1/traffic/counts", part("b", 100_000))).status).toBe(202);
+      await eventually(() => calls.length >= 2);
+      expect((await post(failing, "/v1/traffic/counts", part("c", 200_000))).status).toBe(202);
+      expect((await post(failing, "/v1/traffic/counts", part("d", 300_000))).status).toBe(202);
+      await Bun.sleep(1500);
+      expect(calls).toEqual([20, 20]); // C waits behind B, unwritten
+      release();
+      await eventually(async () => {
+        const page = await get("/v1/traffic/counts?storeId=queued&limit=1000", failing.app);
+        return page.items.length === 80;
+      }, 60_000);
+      await eventually(() => calls.reduce((sum, inserted) => sum + inserted, 0) === 80, 30_000);
+      const buckets = await get(
+        `/v1/traffic/aggregates?bucket=1h&storeId=queued&from=${at(0)}&to=${at(HOUR)}`,
+        failing.app,
+      );
+      expect(buckets.items[0]).toMatchObject({ count: 80, metrics: { visitorsIn: { count: 80, sum: 80 } } });
+    } finally {
+      await failing.close();
+    }
+  }, 90_000);
 });
 
 describe("cache", () => {

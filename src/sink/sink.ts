@@ -30,8 +30,9 @@ function isEnvelope(value: unknown): value is Envelope {
 /**
  * The sink role: a consumer group reading the kind topics. Each batch is written in one transaction
  * (idempotent on id, roll-ups from the rows actually inserted) and only then are its offsets committed,
- * so a crash anywhere replays the batch and the replay changes nothing. While PostgreSQL is down the batch
- * is retried with backoff, keeping the group membership alive; nothing is skipped.
+ * so a crash anywhere replays the batch and the replay changes nothing. Each partition's next batch is
+ * fetched and decoded while one is being written. While PostgreSQL is down the batch is retried with
+ * backoff, keeping the group membership alive; nothing is skipped.
  */
 export function createSink(deps: {
   config: Config;
@@ -67,12 +68,19 @@ export function createSink(deps: {
   /** Kinds whose cached answers stored records have made stale, until Redis has been told. */
   const unbumped = new Set<string>();
   let stopping = false;
-  const active = new Set<Promise<void>>();
+  const active = new Set<Promise<unknown>>();
+  /**
+   * Per partition, the last batch handed to the writer, and the attempt it belongs to: when a batch cannot be
+   * stored, the batches queued behind it are dropped and the partition is read again from that batch.
+   */
+  const chains = new Map<string, { tail: Promise<boolean>; attempt: number }>();
 
-  async function handleBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload) {
-    const kind = byTopic.get(batch.topic);
-    if (stopping || !kind || batch.messages.length === 0) return;
-    stats.firstBatchAt ||= performance.now();
+  function track<T>(work: Promise<T>) {
+    active.add(work);
+    return work.finally(() => active.delete(work));
+  }
+
+  function readRecords(kind: Kind, batch: EachBatchPayload["batch"]) {
     const records: StoredRecord[] = [];
     for (const message of batch.messages) {
       let envelope: unknown;
@@ -88,10 +96,15 @@ export function createSink(deps: {
         });
       }
     }
+    return records;
+  }
 
+  /** Writes a batch (retrying while PostgreSQL is down), then commits its offsets. False when it gave up. */
+  async function store(kind: Kind, records: StoredRecord[], payload: EachBatchPayload): Promise<boolean> {
+    const { batch, heartbeat, isRunning } = payload;
     let inserted = 0;
     for (let attempt = 0; ; attempt++) {
-      if (stopping || !isRunning() || isStale()) return; // stopping or rebalanced: the next owner replays it
+      if (stopping || !isRunning()) return false;
       const started = performance.now();
       try {
         inserted = await writeBatch(db, kind, records);
@@ -121,15 +134,57 @@ export function createSink(deps: {
     await consumer.commitOffsets([
       { topic: batch.topic, partition: batch.partition, offset: String(BigInt(batch.lastOffset()) + 1n) },
     ]);
-    resolveOffset(batch.lastOffset());
     stats.batches++;
     stats.records += records.length;
     stats.inserted += inserted;
     metrics.sinkRows.inc({ kind: kind.name }, inserted);
     const lag = Number(BigInt(batch.highWatermark) - BigInt(batch.lastOffset()) - 1n);
     metrics.sinkLag.set({ topic: batch.topic, partition: String(batch.partition) }, Math.max(0, lag));
+    await heartbeat().catch(() => {});
+    return true;
+  }
 
-    await heartbeat();
+  /**
+   * Hands a batch to its partition's writer and returns once the batch before it is stored, so that Kafka
+   * fetches the next batch while this one is written. Offsets are committed in order, each only after its
+   * batch and every one before it are stored; a batch that cannot be (an error, or the consumer stopped)
+   * drops those queued behind it and the partition is read again from it, so nothing is skipped.
+   */
+  async function handleBatch(payload: EachBatchPayload) {
+    const { batch } = payload;
+    const kind = byTopic.get(batch.topic);
+    if (stopping || !kind || batch.messages.length === 0) return;
+    stats.firstBatchAt ||= performance.now();
+    const records = readRecords(kind, batch);
+    const slot = `${batch.topic}:${batch.partition}`;
+    const { tail: previous, attempt } = chains.get(slot) ?? { tail: Promise.resolve(true), attempt: 0 };
+    const stored = previous.then(async (before) => {
+      if (!before || chains.get(slot)?.attempt !== attempt) return false;
+      try {
+        if (await store(kind, records, payload)) return true;
+      } catch (error) {
+        logger.error("sink could not store a batch; reading it again", {
+          topic: batch.topic,
+          partition: batch.partition,
+          error: databaseError(error),
+        });
+      }
+      if (!stopping) {
+        chains.set(slot, { tail: Promise.resolve(true), attempt: attempt + 1 });
+        try {
+          consumer.seek({
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: batch.firstOffset() ?? "0",
+          });
+        } catch {} // not running: it reads from the committed offsets when it starts again
+      }
+      return false;
+    });
+    chains.set(slot, { tail: stored, attempt });
+    void track(stored);
+    payload.resolveOffset(batch.lastOffset());
+    await previous;
   }
 
   return {
@@ -142,11 +197,7 @@ export function createSink(deps: {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 3,
-        eachBatch: (payload) => {
-          const handling = handleBatch(payload);
-          active.add(handling);
-          return handling.finally(() => active.delete(handling));
-        },
+        eachBatch: (payload) => track(handleBatch(payload)),
       });
     },
     /**
