@@ -1,5 +1,5 @@
 import { Kafka, logLevel, Partitioners } from "kafkajs";
-import { serve, wrk } from "./lib";
+import { deleteTopics, serve, wrk } from "./lib";
 
 const GATEWAY_PORT = 18080;
 const BARE_PORT = 18081;
@@ -89,6 +89,7 @@ export async function benchHttp(seconds: number, brokers: string): Promise<Row[]
   } finally {
     await gateway.stop();
     await bare.stop();
+    await deleteTopics(brokers, "bench");
   }
 }
 

@@ -1,4 +1,6 @@
 import { $, type Subprocess } from "bun";
+import { Kafka, logLevel } from "kafkajs";
+import { allTopics } from "../src/kafka/client";
 
 export const root = `${import.meta.dir}/..`;
 
@@ -11,6 +13,18 @@ export async function ensureWrk() {
     await $`apt-get update -qq`.quiet().nothrow();
     await $`apt-get install -y -qq wrk`.quiet();
   }
+}
+
+/** Deletes a benchmark's topics, so that its records neither pile up on disk nor load the next benchmark. */
+export async function deleteTopics(brokers: string, prefix: string) {
+  const admin = new Kafka({
+    clientId: "bench",
+    brokers: brokers.split(","),
+    logLevel: logLevel.NOTHING,
+  }).admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: allTopics(prefix) }).catch(() => {});
+  await admin.disconnect();
 }
 
 export async function waitForPort(port: number, path = "/healthz", timeoutMs = 30_000) {

@@ -4,7 +4,7 @@ import { createLogger } from "../src/log";
 import { createRuntime } from "../src/runtime";
 import { startMosquitto } from "../test/helpers";
 import type { Row } from "./http";
-import { root } from "./lib";
+import { deleteTopics, root } from "./lib";
 
 const COUNT = 30_000;
 
@@ -87,6 +87,7 @@ export async function benchMqtt(brokers: string, connections = 64): Promise<Row[
     ];
   } finally {
     await mosquitto.stop();
+    await deleteTopics(brokers, "bench");
   }
 }
 

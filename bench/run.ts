@@ -19,8 +19,13 @@ const benches: [string, () => Promise<Row[]>][] = [
   ["aggregates", () => benchAggregates()],
 ];
 const rows: Row[] = [];
-for (const [name, run] of benches)
-  if (chosen.length === 0 || chosen.includes(name)) rows.push(...(await run()));
+for (const [name, run] of benches) {
+  if (chosen.length > 0 && !chosen.includes(name)) continue;
+  // Each starts on a settled machine: the HTTP run leaves a gigabyte of Kafka log for the kernel to write back.
+  await $`sync`;
+  await Bun.sleep(3000);
+  rows.push(...(await run()));
+}
 
 const date = new Date().toISOString().slice(0, 16).replace("T", " ");
 const table = [
