@@ -8,6 +8,7 @@ import {
   latestRecords,
   listRecords,
   type RecordRow,
+  type RollupFilter,
 } from "./db/queries";
 import type { Kind } from "./kinds";
 
@@ -25,15 +26,9 @@ function widthFor(bucket: Bucket) {
   return bucket === "1d" ? "1d" : bucket === "1h" ? "1h" : "1m";
 }
 
-export interface AggregateQuery {
+/** A kind with derived values (conversion rate) always gets all of its metrics summed. */
+export interface AggregateQuery extends RollupFilter {
   bucket: Bucket;
-  from: Date;
-  to: Date;
-  sourceId?: string;
-  bySource: boolean;
-  includeSuspect: boolean;
-  /** The metrics to sum; a kind with derived values (conversion rate) always gets all of them. */
-  metrics: readonly string[];
 }
 
 const toItem = (row: RecordRow): RecordItem => ({
@@ -110,7 +105,15 @@ export function createReader(deps: { db: Db; cache: Cache; config: Config }) {
       if (split <= query.from) return render(await run(query.from, query.to));
 
       const generation = await cache.generation(kind.name);
-      const params = [query.bucket, query.from, split, query.sourceId, query.bySource, query.includeSuspect];
+      const params = [
+        query.bucket,
+        query.from,
+        split,
+        query.sourceId,
+        query.bySource,
+        query.includeSuspect,
+        query.metrics,
+      ];
       const key = (part: string) => [part, kind.name, generation ?? "", JSON.stringify(params), variant];
       const ttl = config.CACHE_TTL_SECONDS;
       if (split.getTime() === query.to.getTime()) {

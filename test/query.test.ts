@@ -405,6 +405,24 @@ describe("cache", () => {
     expect((await get(path)).items[0]).toMatchObject({ count: 2, metrics: { temperature: { sum: 12 } } });
   });
 
+  test("a cached answer is served only to the same choice of metrics", async () => {
+    const path = `/v1/traffic/aggregates?bucket=1h&from=${at(0)}&to=${at(2 * HOUR)}&storeId=chosen`;
+    await postAndStore("/v1/traffic/counts", [
+      { storeId: "chosen", ts: at(5 * MINUTE), visitorsIn: 10, transactions: 2 },
+    ]);
+    const one = await get(`${path}&metrics=visitorsIn`);
+    expect(Object.keys(one.items[0].metrics)).toEqual(["visitorsIn"]);
+    expect(one.items[0].conversionRate).toBe(0.2);
+    const all = await get(path);
+    expect(Object.keys(all.items[0].metrics)).toEqual([
+      "visitorsIn",
+      "visitorsOut",
+      "transactions",
+      "revenue",
+    ]);
+    expect((await get(`${path}&metrics=visitorsIn`)).items[0]).toEqual(one.items[0]);
+  });
+
   test("Redis emptied: an answer the gateway still holds in memory is not served again", async () => {
     const path = `/v1/weather/aggregates?bucket=1h&from=${at(0)}&to=${at(2 * HOUR)}&stationId=emptied`;
     const redis = runtime.cache.redis;

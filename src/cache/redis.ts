@@ -168,9 +168,10 @@ export function createCache(url: string, keyPrefix: string, logger: Logger, metr
      */
     async getBytes(parts: string[]): Promise<Buffer | undefined> {
       const name = key(...parts);
-      const value = recent.get(name) ?? (await safely(() => redis.getBuffer(name))) ?? undefined;
+      const remembered = recent.get(name);
+      const value = remembered ?? (await safely(() => redis.getBuffer(name))) ?? undefined;
       metrics.cacheRequests.inc({ result: value ? "hit" : "miss" });
-      if (value) recent.set(name, value);
+      if (value && !remembered) recent.set(name, value);
       return value;
     },
     async setText(parts: string[], value: string, ttlSeconds: number) {

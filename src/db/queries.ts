@@ -67,6 +67,16 @@ export interface BucketRow {
   metrics: Record<string, MetricSums>;
 }
 
+/** What an aggregate sums: a time range, optionally one source, and the metrics to read. */
+export interface RollupFilter {
+  from: Date;
+  to: Date;
+  sourceId?: string;
+  bySource: boolean;
+  includeSuspect: boolean;
+  metrics: readonly string[];
+}
+
 /**
  * Sums roll-up rows of one width into buckets of `stepMs` (a multiple of the width), aligned on the epoch.
  * Suspect rows are left out unless asked for. Only the given metrics' columns are read, and rows come back
@@ -75,16 +85,7 @@ export interface BucketRow {
 export async function aggregateRollups(
   db: Db,
   kind: Kind,
-  query: {
-    width: RollupWidth;
-    stepMs: number;
-    from: Date;
-    to: Date;
-    sourceId?: string;
-    bySource: boolean;
-    includeSuspect: boolean;
-    metrics: readonly string[];
-  },
+  query: RollupFilter & { width: RollupWidth; stepMs: number },
 ): Promise<BucketRow[]> {
   const { rollups } = kindTables(kind);
   const columns: Record<string, AnyPgColumn> = getTableColumns(rollups);

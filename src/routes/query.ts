@@ -323,7 +323,7 @@ export function registerQuery(app: OpenAPIHono, deps: { config: Config; reader: 
             metrics,
           },
           render,
-          `${csv ? "csv" : "json"}:${metrics.join(",")}`,
+          csv ? "csv" : "json",
         ),
       );
       return new Response(body, {
