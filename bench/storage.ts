@@ -110,9 +110,12 @@ function percentile(samples: number[], p: number) {
 
 /** Aggregate query latency over 30 days of minute roll-ups for 100 sources, uncached and cached. */
 export async function benchAggregates(): Promise<Row[]> {
-  const url = "postgres://postgres@127.0.0.1:5432/sluice_bench_rollups";
+  // Named for its layout: the rows are written in time order, as the sink writes them (v2; v1 was source by source).
+  const database = "sluice_bench_rollups_v2";
+  const url = `postgres://postgres@127.0.0.1:5432/${database}`;
   const sql = postgres("postgres://postgres@127.0.0.1:5432/postgres", { max: 1, onnotice: () => {} });
-  const [exists] = await sql`select 1 from pg_database where datname = 'sluice_bench_rollups'`;
+  await sql`drop database if exists sluice_bench_rollups`;
+  const [exists] = await sql`select 1 from pg_database where datname = ${database}`;
   await sql.end();
   const end = Math.floor(Date.now() / 86_400_000) * 86_400_000; // the start of today (UTC)
   const start = end - 30 * 86_400_000;
@@ -134,7 +137,8 @@ export async function benchAggregates(): Promise<Row[]> {
           ${perBucket}, ${perBucket} * (15 + 10 * sin(extract(epoch from t) / 13751)), 5, 25,
           ${perBucket}, ${perBucket} * 50.0, 30, 70
         from generate_series(0, ${SOURCES - 1}) s,
-          generate_series(to_timestamp(${start / 1000}), to_timestamp(${end / 1000}) - interval '${step}', interval '${step}') t`);
+          generate_series(to_timestamp(${start / 1000}), to_timestamp(${end / 1000}) - interval '${step}', interval '${step}') t
+        order by t, s`);
     }
     await db.unsafe("analyze sensors_rollups");
     await db.end();

@@ -98,7 +98,14 @@ export function createReader(deps: { db: Db; cache: Cache; config: Config }) {
       const width = widthFor(query.bucket);
       const metrics = kind.derived ? kind.metrics : query.metrics;
       const run = (from: Date, to: Date) =>
-        aggregateRollups(db, kind, { ...query, metrics, width, stepMs, from, to });
+        aggregateRollups(db, kind, {
+          ...query,
+          metrics,
+          width,
+          stepMs: width === query.bucket ? undefined : stepMs,
+          from,
+          to,
+        });
       const closedBefore =
         Math.floor((Date.now() - config.CACHE_CLOSED_AFTER_SECONDS * 1000) / stepMs) * stepMs;
       const split = new Date(Math.max(query.from.getTime(), Math.min(query.to.getTime(), closedBefore)));
