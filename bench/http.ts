@@ -69,9 +69,8 @@ export async function benchHttp(seconds: number, brokers: string): Promise<Row[]
       pairs.push({ bare, gateway, ratio: gateway.requestsPerSecond / bare.requestsPerSecond });
     }
     pairs.sort((a, b) => a.ratio - b.ratio);
-    const { bare: bareSingle, gateway: gatewaySingle } = pairs[
-      Math.floor(PAIRS / 2)
-    ] as (typeof pairs)[number];
+    const middle = pairs[Math.floor(PAIRS / 2)] as (typeof pairs)[number];
+    const { bare: bareSingle, gateway: gatewaySingle } = middle;
     const ratios = pairs.map(({ ratio }) => ratio.toFixed(2));
     const gatewayBatched = await batched(GATEWAY_PORT);
     const bareProducer = await bareProducerRate(brokers, seconds, ts);

@@ -78,10 +78,11 @@ export interface RollupFilter {
 }
 
 /**
- * Sums roll-up rows of one width into buckets of `stepMs` (a multiple of the width), aligned on the epoch, or
- * into the rows' own buckets without `stepMs`: grouped by the indexed column, the rows arrive in bucket order
- * and need no sort. Suspect rows are left out unless asked for. Only the given metrics' columns are read, and rows come back
- * as postgres.js gives them: decoding and mapping every column of thousands of rows was most of the time.
+ * Sums roll-up rows of one width into buckets of `stepMs` (a multiple of the width), aligned on the epoch, or,
+ * without `stepMs`, into the rows' own buckets: grouped by the indexed column, rows arrive in bucket order and
+ * need no sort. Suspect rows are left out unless asked for. Only the given metrics' columns are read, and rows
+ * come back as postgres.js gives them: decoding and mapping every column of thousands of rows was most of the
+ * time.
  */
 export async function aggregateRollups(
   db: Db,
@@ -91,11 +92,11 @@ export async function aggregateRollups(
   const { rollups } = kindTables(kind);
   const columns: Record<string, AnyPgColumn> = getTableColumns(rollups);
   // The step is one of the API's bucket widths, a number: inlined so that SELECT and GROUP BY are one expression.
-  const step = sql.raw(`interval '${Math.trunc((query.stepMs ?? 0) / 1000)} seconds'`);
+  const step = (ms: number) => sql.raw(`interval '${Math.trunc(ms / 1000)} seconds'`);
   const bucket =
     query.stepMs === undefined
       ? sql`${rollups.bucketStart}`
-      : sql`date_bin(${step}, ${rollups.bucketStart}, timestamptz '1970-01-01 00:00:00+00')`;
+      : sql`date_bin(${step(query.stepMs)}, ${rollups.bucketStart}, timestamptz '1970-01-01 00:00:00+00')`;
   const sums = query.metrics.map(
     (metric, i) =>
       sql`, sum(${columns[`${metric}Count`]})::int as ${sql.raw(`c${i}`)}, sum(${columns[`${metric}Sum`]})::float8 as ${sql.raw(`s${i}`)}, min(${columns[`${metric}Min`]}) as ${sql.raw(`n${i}`)}, max(${columns[`${metric}Max`]}) as ${sql.raw(`x${i}`)}`,
