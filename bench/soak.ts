@@ -67,8 +67,9 @@ try {
     list.reduce((a, s) => a + pick(s), 0) / Math.max(1, list.length);
   const date = new Date().toISOString().slice(0, 16).replace("T", " ");
   const report = [
-    `Soak, ${date} UTC on ${machine()}, with \`bun run bench:soak ${minutes}\`: ${CONNECTIONS} connections paced to half`,
-    `of the measured maximum (${Math.round(maximum)} req/s → target ${Math.round(target)} req/s), single readings, gateway and sink in one process.`,
+    `Soak, ${date} UTC on ${machine()}, with \`bun run bench:soak ${minutes}\`: ${CONNECTIONS} connections, each pausing`,
+    `${delayMs} ms between requests, aimed at half of the measured maximum (${Math.round(maximum)} req/s → ${Math.round(target)} req/s; each`,
+    "request's own latency comes on top of its pause), single readings, gateway and sink in one process.",
     "",
     `Throughput ${Math.round(mean)} req/s (spread ${(spread * 100).toFixed(1)} %); p99 first half ${average(firstHalf, (s) => s.p99).toFixed(1)} ms,`,
     `second half ${average(secondHalf, (s) => s.p99).toFixed(1)} ms; memory ${samples[0]?.rss} MiB → ${samples.at(-1)?.rss} MiB.`,
