@@ -22,7 +22,6 @@ export interface Row {
   baseline: string;
   ratio: number;
   goal: string;
-  note?: string;
 }
 
 /** Single-reading POSTs and 500-reading batches through the gateway, each beside its bare baseline. */
