@@ -2,7 +2,7 @@ import { defineConfig } from "drizzle-kit";
 
 export default defineConfig({
   dialect: "postgresql",
-  schema: ["./src/kinds/*.ts", "./src/db/schema.ts"],
+  schema: "./src/db/drizzle-kit.cts",
   out: "./drizzle",
   dbCredentials: { url: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/sluice" },
 });

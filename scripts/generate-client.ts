@@ -16,7 +16,8 @@ if (import.meta.main) {
     logger: { debug() {}, info() {}, warn() {}, error() {} },
     // The document needs no running dependency.
     ingest: undefined as never,
-    reader: undefined as never,
+    records: undefined as never,
+    aggregates: undefined as never,
     authenticate: undefined as never,
     cache: undefined as never,
     metrics: createMetrics(),

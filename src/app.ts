@@ -9,19 +9,22 @@ import { issuesToErrors } from "./ingest/validate";
 import { type Logger, logContext } from "./log";
 import type { Metrics } from "./metrics";
 import { ProblemError } from "./problem";
-import type { Reader } from "./reader";
+import type { Aggregates } from "./query/aggregates";
+import type { Records } from "./query/records";
 import { registerAuth } from "./routes/auth";
 import { registerDashboard } from "./routes/dashboard";
 import { registerDocs } from "./routes/docs";
 import { type Probe, registerHealth } from "./routes/health";
 import { registerIngest } from "./routes/ingest";
-import { registerQuery } from "./routes/query";
+import { registerKinds } from "./routes/kinds";
+import { registerQuery } from "./routes/query.handlers";
 
 export interface AppDeps {
   config: Config;
   logger: Logger;
   ingest: Ingest;
-  reader: Reader;
+  records: Records;
+  aggregates: Aggregates;
   authenticate: Authenticate;
   cache: Cache;
   metrics: Metrics;
@@ -97,6 +100,7 @@ export function createApp(deps: AppDeps) {
     registerAuth(app, deps);
     registerIngest(app, deps);
     registerQuery(app, deps);
+    registerKinds(app, deps);
     registerDashboard(app, deps);
     registerDocs(app);
   }

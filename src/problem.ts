@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import type { FieldError } from "./ingest/validate";
+import type { FieldError } from "./record";
 
 export const FieldErrorSchema = z
   .object({
@@ -66,6 +66,16 @@ export class ProblemError extends Error {
       headers: { "content-type": "application/problem+json", ...this.headers },
     });
   }
+}
+
+/** A query parameter the handler refused after the schema took it (a range too wide, a foreign cursor). */
+export function invalidParameter(path: string, message: string) {
+  return new ProblemError(400, "invalid-parameters", `invalid ${path}: ${message}`, [{ path, message }]);
+}
+
+/** A dependency (Kafka, PostgreSQL) that cannot serve now: 503 with Retry-After, the same everywhere. */
+export function unavailable(slug: string, detail: string, retryAfterSeconds: number) {
+  return new ProblemError(503, slug, detail, undefined, { "retry-after": String(retryAfterSeconds) });
 }
 
 const descriptions: Record<ProblemStatus, string> = {

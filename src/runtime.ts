@@ -10,7 +10,8 @@ import { Publisher } from "./kafka/publisher";
 import { createLogger, type Logger } from "./log";
 import { createMetrics } from "./metrics";
 import { createMqttIngress } from "./mqtt/ingress";
-import { createReader } from "./reader";
+import { createAggregates } from "./query/aggregates";
+import { createRecords } from "./query/records";
 import type { Probe } from "./routes/health";
 import { startRetention } from "./sink/retention";
 import { createSink, type SinkHooks } from "./sink/sink";
@@ -34,7 +35,8 @@ export function createRuntime(
   const ingest = createIngest({ config, publisher, logger });
   const { db, client: postgres } = createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
   const cache = createCache(config.REDIS_URL, config.REDIS_KEY_PREFIX, logger, metrics);
-  const reader = createReader({ db, cache, config });
+  const records = createRecords({ db, cache });
+  const aggregates = createAggregates({ db, cache, config });
   const sink = roles.has("sink")
     ? createSink({ config, kafka, db, cache, logger, metrics, hooks: options.sinkHooks })
     : undefined;
@@ -80,7 +82,17 @@ export function createRuntime(
     staticKeys: config.API_KEYS,
     cacheMs: config.KEY_CACHE_SECONDS * 1000,
   });
-  const app = createApp({ config, logger, ingest, reader, authenticate, cache, metrics, probes });
+  const app = createApp({
+    config,
+    logger,
+    ingest,
+    records,
+    aggregates,
+    authenticate,
+    cache,
+    metrics,
+    probes,
+  });
 
   return {
     app,

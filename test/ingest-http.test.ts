@@ -312,7 +312,7 @@ describe("invalid input", () => {
   });
 
   test("an unknown route is a 404 problem", async () => {
-    const response = await post(runtime, "/v1/flights/records", {});
+    const response = await post(runtime, "/v1/parcels/records", {});
     expect(response.status).toBe(404);
     expect(response.headers.get("content-type")).toBe("application/problem+json");
   });

@@ -126,7 +126,7 @@ describe("MQTT ingress", () => {
         }),
         "invalid-record",
       ],
-      ["sluice/v1/flights/dl-4", JSON.stringify({ ts: now(), altitude: marker }), "unknown-kind"],
+      ["sluice/v1/parcels/dl-4", JSON.stringify({ ts: now(), weight: marker }), "unknown-kind"],
       ["sluice/v1/sensors/dl-5/extra", JSON.stringify({ ts: now(), marker }), "unknown-kind"],
     ];
     for (const [topic, payload] of cases) await publish(topic, payload);

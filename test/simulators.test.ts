@@ -126,7 +126,7 @@ describe("the runner", () => {
     } finally {
       process.env.SLUICE_URL = saved;
     }
-    expect(await runSimulateCommand(["--kind", "flights"])).toBe(2);
+    expect(await runSimulateCommand(["--kind", "parcels"])).toBe(2);
     expect(await runSimulateCommand(["--backfill", "a week"])).toBe(2);
   });
 });

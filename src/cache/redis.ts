@@ -1,18 +1,7 @@
 import Redis from "ioredis";
-import type { Via } from "../ingest/validate";
 import type { Logger } from "../log";
 import type { Metrics } from "../metrics";
-
-/** A stored record as the query API serves it. */
-export interface RecordItem {
-  id: string;
-  sourceId: string;
-  ts: string;
-  receivedAt: string;
-  via: Via;
-  data: Record<string, unknown>;
-  flags: string[];
-}
+import type { StoredRecord } from "../record";
 
 // Each value is the record's ts (ISO 8601, 24 characters, so that strings compare as times) and then its JSON.
 const SET_IF_NEWER = `
@@ -115,28 +104,30 @@ export function createCache(url: string, keyPrefix: string, logger: Logger, metr
     ping: () => redis.ping(),
 
     /** Keeps, per source, the record with the newest ts. */
-    async setLatest(kind: string, records: RecordItem[]) {
+    async setLatest(kind: string, records: StoredRecord[]) {
       // A batch holds many records of each source: only the newest of each goes to Redis.
-      const newest = new Map<string, RecordItem>();
+      const newest = new Map<string, StoredRecord>();
       for (const record of records) {
         const kept = newest.get(record.sourceId);
         if (!kept || kept.ts < record.ts) newest.set(record.sourceId, record);
       }
       if (newest.size === 0) return;
-      const args = [...newest.values()].flatMap(({ id, sourceId, ts, receivedAt, via, data, flags }) => [
-        sourceId,
-        `${ts}${JSON.stringify({ id, sourceId, ts, receivedAt, via, data, flags })}`,
-      ]);
+      const args = [...newest.values()].flatMap(
+        ({ id, kind, sourceId, ts, receivedAt, via, data, flags }) => [
+          sourceId,
+          `${ts}${JSON.stringify({ id, kind, sourceId, ts, receivedAt, via, data, flags })}`,
+        ],
+      );
       await safely(() => redis.eval(SET_IF_NEWER, 1, key("latest", kind), ...args));
     },
 
-    /** The newest record of one source, or of every source; undefined when Redis cannot say. */
-    async getLatest(kind: string, sourceId?: string): Promise<RecordItem[] | undefined> {
-      const parse = (value: string) => JSON.parse(value.slice(24)) as RecordItem;
+    /** The newest record of the given sources, or of every source; undefined when Redis cannot say. */
+    async getLatest(kind: string, sourceIds?: readonly string[]): Promise<StoredRecord[] | undefined> {
+      const parse = (value: string) => JSON.parse(value.slice(24)) as StoredRecord;
       return safely(async () => {
-        if (sourceId !== undefined) {
-          const value = await redis.hget(key("latest", kind), sourceId);
-          return value ? [parse(value)] : undefined;
+        if (sourceIds !== undefined) {
+          const values = sourceIds.length > 0 ? await redis.hmget(key("latest", kind), ...sourceIds) : [];
+          return values.every((value) => value !== null) ? values.map(parse) : undefined;
         }
         // Only trusted once filled from PostgreSQL: Redis may have restarted empty.
         if (!(await redis.exists(key("latest", kind, "complete")))) return undefined;

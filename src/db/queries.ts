@@ -1,56 +1,67 @@
-import { and, desc, eq, getTableColumns, gte, lt, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, gte, inArray, lt, type SQL, sql } from "drizzle-orm";
 import type { AnyPgColumn } from "drizzle-orm/pg-core";
-import type { Via } from "../ingest/validate";
 import type { Kind } from "../kinds";
+import type { StoredRecord } from "../record";
 import type { Db } from "./client";
-import { kindTables, type RollupWidth } from "./schema";
-
-export interface RecordRow {
-  id: string;
-  sourceId: string;
-  ts: Date;
-  receivedAt: Date;
-  via: Via;
-  data: Record<string, unknown>;
-  flags: string[];
-}
+import { type KindTables, kindTables, type RollupWidth } from "./schema";
 
 export interface Cursor {
   ts: Date;
   id: string;
 }
 
+/** Only these sources; all when absent. */
+type Sources = readonly string[] | undefined;
+
+const ofSources = (column: AnyPgColumn, sourceIds: Sources) =>
+  sourceIds === undefined ? undefined : inArray(column, [...sourceIds]);
+
+function toRecord(kind: Kind, row: KindTables["records"]["$inferSelect"]): StoredRecord {
+  return {
+    id: row.id,
+    kind: kind.name,
+    sourceId: row.sourceId,
+    ts: row.ts.toISOString(),
+    receivedAt: row.receivedAt.toISOString(),
+    via: row.via,
+    data: row.data,
+    flags: row.flags,
+  };
+}
+
 /** Raw records, newest first, one page past a keyset cursor; `limit + 1` rows tell whether more follow. */
-export function listRecords(
+export async function listRecords(
   db: Db,
   kind: Kind,
-  filter: { sourceId?: string; from?: Date; to?: Date; cursor?: Cursor; limit: number },
-): Promise<RecordRow[]> {
+  filter: { sourceIds?: Sources; from?: Date; to?: Date; cursor?: Cursor; limit: number },
+): Promise<StoredRecord[]> {
   const { records } = kindTables(kind);
   const conditions: (SQL | undefined)[] = [
-    filter.sourceId !== undefined ? eq(records.sourceId, filter.sourceId) : undefined,
+    ofSources(records.sourceId, filter.sourceIds),
     filter.from ? gte(records.ts, filter.from) : undefined,
     filter.to ? lt(records.ts, filter.to) : undefined,
     filter.cursor
       ? sql`(${records.ts}, ${records.id}) < (${filter.cursor.ts.toISOString()}::timestamptz, ${filter.cursor.id})`
       : undefined,
   ];
-  return db
+  const rows = await db
     .select()
     .from(records)
     .where(and(...conditions))
     .orderBy(desc(records.ts), desc(records.id))
     .limit(filter.limit + 1);
+  return rows.map((row) => toRecord(kind, row));
 }
 
-/** The newest record of each source (or of one). */
-export async function latestRecords(db: Db, kind: Kind, sourceId?: string): Promise<RecordRow[]> {
+/** The newest record of each source (or of the given ones). */
+export async function latestRecords(db: Db, kind: Kind, sourceIds: Sources): Promise<StoredRecord[]> {
   const { records } = kindTables(kind);
-  return db
+  const rows = await db
     .selectDistinctOn([records.sourceId])
     .from(records)
-    .where(sourceId !== undefined ? eq(records.sourceId, sourceId) : undefined)
+    .where(ofSources(records.sourceId, sourceIds))
     .orderBy(records.sourceId, desc(records.ts), desc(records.id));
+  return rows.map((row) => toRecord(kind, row));
 }
 
 export interface MetricSums {
@@ -67,11 +78,11 @@ export interface BucketRow {
   metrics: Record<string, MetricSums>;
 }
 
-/** What an aggregate sums: a time range, optionally one source, and the metrics to read. */
+/** What an aggregate sums: a time range, optionally some sources, and the metrics to read. */
 export interface RollupFilter {
   from: Date;
   to: Date;
-  sourceId?: string;
+  sourceIds?: Sources;
   bySource: boolean;
   includeSuspect: boolean;
   metrics: readonly string[];
@@ -106,7 +117,7 @@ export async function aggregateRollups(
     eq(rollups.width, query.width),
     gte(rollups.bucketStart, query.from),
     lt(rollups.bucketStart, query.to),
-    query.sourceId !== undefined ? eq(rollups.sourceId, query.sourceId) : undefined,
+    ofSources(rollups.sourceId, query.sourceIds),
     query.includeSuspect ? undefined : eq(rollups.quality, "ok"),
   );
   const rows = await db.execute<Record<string, string | number | null>>(sql`

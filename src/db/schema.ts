@@ -9,7 +9,8 @@ import {
   text,
   timestamp,
 } from "drizzle-orm/pg-core";
-import type { Via } from "../ingest/validate";
+import { type Kind, kinds } from "../kinds";
+import type { Via } from "../record";
 
 const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 
@@ -29,9 +30,9 @@ export const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_
 /** Roll-up widths kept in PostgreSQL; 5m and 15m buckets are summed from 1m rows. */
 export type RollupWidth = "1m" | "1h" | "1d";
 
-function metricColumns(metrics: readonly string[]) {
+function metricColumns(metrics: Kind["metrics"]) {
   const columns: Record<string, PgColumnBuilderBase> = {};
-  for (const metric of metrics) {
+  for (const { name: metric } of metrics) {
     const column = snakeCase(metric);
     columns[`${metric}Count`] = integer(`${column}_count`).notNull().default(0);
     columns[`${metric}Sum`] = doublePrecision(`${column}_sum`);
@@ -45,7 +46,7 @@ function metricColumns(metrics: readonly string[]) {
  * A kind's two tables: its raw records (idempotent on id) and its roll-ups, one row per source, width,
  * bucket and quality, with count, sum, min and max of every metric.
  */
-function buildTables(kind: { name: string; metrics: readonly string[] }) {
+function buildTables(kind: Kind) {
   const records = pgTable(
     `${kind.name}_records`,
     {
@@ -82,14 +83,22 @@ function buildTables(kind: { name: string; metrics: readonly string[] }) {
 }
 
 export type KindTables = ReturnType<typeof buildTables>;
-const built = new Map<string, KindTables>();
+const tablesByKind = new Map<string, KindTables>(kinds.map((kind) => [kind.name, buildTables(kind)]));
 
-/** The tables of a kind, built once; each kind file exports them so that drizzle-kit sees them. */
-export function kindTables(kind: { name: string; metrics: readonly string[] }): KindTables {
-  let tables = built.get(kind.name);
-  if (!tables) {
-    tables = buildTables(kind);
-    built.set(kind.name, tables);
-  }
+/** The tables of a registered kind. */
+export function kindTables(kind: Kind): KindTables {
+  const tables = tablesByKind.get(kind.name);
+  if (!tables) throw new Error(`kind ${kind.name} is not in the registry`);
   return tables;
 }
+
+/** Every table by a name of its own, for drizzle-kit (see drizzle-kit.cts). */
+export const allTables = {
+  apiKeys,
+  ...Object.fromEntries(
+    [...tablesByKind].flatMap(([name, { records, rollups }]) => [
+      [`${name}Records`, records],
+      [`${name}Rollups`, rollups],
+    ]),
+  ),
+};

@@ -1,13 +1,9 @@
 import { sql } from "drizzle-orm";
 import { getTableConfig } from "drizzle-orm/pg-core";
-import type { Envelope } from "../ingest/validate";
 import type { Kind } from "../kinds";
+import type { StoredRecord } from "../record";
 import type { Db } from "./client";
 import { kindTables, snakeCase } from "./schema";
-
-export interface StoredRecord extends Envelope {
-  flags: string[];
-}
 
 /**
  * One statement per batch, so one transaction: insert the records, skipping ids already stored, and add the
@@ -18,7 +14,7 @@ function writeStatement(kind: Kind) {
   const { records, rollups } = kindTables(kind);
   const recordsTable = getTableConfig(records).name;
   const rollupsTable = getTableConfig(rollups).name;
-  const columns = kind.metrics.map(snakeCase);
+  const columns = kind.metrics.map((metric) => snakeCase(metric.name));
   const stats = columns.flatMap((c) => [`${c}_count`, `${c}_sum`, `${c}_min`, `${c}_max`]);
   const fromRows = columns.flatMap((c) => [
     `count(${c})::int as ${c}_count`,
@@ -32,7 +28,9 @@ function writeStatement(kind: Kind) {
     `min(${c}_min) as ${c}_min`,
     `max(${c}_max) as ${c}_max`,
   ]);
-  const values = kind.metrics.map((metric, i) => `(data->>'${metric}')::float8 as ${columns[i]}`);
+  const field = (path: readonly string[]) =>
+    path.length === 1 ? `data->>'${path[0]}'` : `data #>> '{${path.join(",")}}'`;
+  const values = kind.metrics.map((metric, i) => `(${field(metric.path)})::float8 as ${columns[i]}`);
   const bin = (step: string, column: string) => `date_bin(interval '${step}', ${column}, ${EPOCH})`;
   const coarser = (from: string, step: string) => `
       select source_id, ${bin(step, "bucket_start")} as bucket_start, quality, sum(count)::int as count,

@@ -1,6 +1,6 @@
 import { CsvError, parseCsv } from "../csv";
 import type { Kind } from "../kinds";
-import { isNumberAt } from "../kinds/define";
+import { fieldType } from "../kinds/define";
 
 /** One record as it came in: its parsed value, or why it could not be parsed. */
 export type DecodedItem = { value: unknown; raw?: string } | { error: string; raw: string };
@@ -174,7 +174,7 @@ function decodeCsv(text: string, kind: Kind): DecodedItem[] {
     throw new MalformedBody("CSV body has no header row");
   const columns = header.map((name) => {
     const path = name.trim().split(".");
-    return { path, numeric: isNumberAt(kind.fields, path) };
+    return { path, type: fieldType(kind.fields, path) };
   });
   return rows
     .filter((row) => row.some((cell) => cell !== ""))
@@ -187,12 +187,17 @@ function decodeCsv(text: string, kind: Kind): DecodedItem[] {
       row.forEach((cell, i) => {
         const column = columns[i];
         if (cell === "" || !column) return;
-        const value =
-          column.numeric && cell.trim() !== "" && !Number.isNaN(Number(cell)) ? Number(cell) : cell;
-        setPath(record, column.path, value);
+        setPath(record, column.path, cellValue(cell, column.type));
       });
       return { value: record, raw };
     });
+}
+
+/** A cell as the field's type when it reads as one; otherwise as text, which validation then names. */
+function cellValue(cell: string, type: ReturnType<typeof fieldType>): unknown {
+  if (type === "number" && cell.trim() !== "" && !Number.isNaN(Number(cell))) return Number(cell);
+  if (type === "boolean" && (cell === "true" || cell === "false")) return cell === "true";
+  return cell;
 }
 
 function setPath(target: Record<string, unknown>, path: string[], value: unknown) {

@@ -3,8 +3,9 @@ import { deadLetterTopic, kindTopic } from "../kafka/client";
 import type { OutgoingRecord, Publisher } from "../kafka/publisher";
 import type { Kind } from "../kinds";
 import type { Logger } from "../log";
+import type { FieldError, Via } from "../record";
 import type { DecodedItem, RefusalReason } from "./decode";
-import { type FieldError, type Rejection, type ValidationContext, type Via, validateItems } from "./validate";
+import { type Rejection, type ValidationContext, validateItems } from "./validate";
 
 const MAX_RAW_CHARS = 65_536;
 

@@ -1,24 +1,7 @@
 import type { z } from "@hono/zod-openapi";
 import type { Kind } from "../kinds";
+import type { Envelope, FieldError, JsonObject, Via } from "../record";
 import type { DecodedItem } from "./decode";
-
-export type Via = "http" | "mqtt";
-
-/** The value of every record in a kind topic. */
-export interface Envelope {
-  id: string;
-  kind: string;
-  sourceId: string;
-  ts: string;
-  receivedAt: string;
-  via: Via;
-  data: Record<string, unknown>;
-}
-
-export interface FieldError {
-  path: string;
-  message: string;
-}
 
 export interface Rejection {
   index: number;
@@ -57,7 +40,7 @@ function parseTimestamp(ts: string | number): number {
   return typeof ts === "number" || /^\d+$/.test(ts) ? Number(ts) : Date.parse(ts);
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
+function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
@@ -77,7 +60,7 @@ export function validateItem(
   if (kind.alternate?.detect(input)) {
     const alternate = kind.alternate.schema.safeParse(input);
     if (!alternate.success) return { errors: issuesToErrors(alternate.error.issues) };
-    input = alternate.data as Record<string, unknown>;
+    input = alternate.data as JsonObject;
   }
   const parsed = kind.schema.safeParse(input);
   if (!parsed.success) return { errors: issuesToErrors(parsed.error.issues) };
@@ -87,7 +70,7 @@ export function validateItem(
     ts,
     [sourceField]: sourceId,
     ...data
-  } = parsed.data as Record<string, unknown> & {
+  } = parsed.data as JsonObject & {
     id?: string;
     ts: string | number;
   };

@@ -1,4 +1,8 @@
 import { z } from "@hono/zod-openapi";
+import type { JsonObject } from "../record";
+import { describeField, fieldAt } from "./fields";
+
+export { fieldPaths, fieldType } from "./fields";
 
 /**
  * Free text: bounded, and without control characters or lone surrogates, which JSON carries but PostgreSQL
@@ -38,9 +42,29 @@ export const timestampSchema = z
     example: "2026-11-22T08:30:00Z",
   });
 
-export type MetricShape = Record<string, z.ZodType>;
+/** The moment the documentation's examples describe. */
+export const EXAMPLE_TIME = new Date("2026-11-22T08:30:00Z");
 
-interface KindSpec<Name extends string, Source extends string, Shape extends z.ZodRawShape> {
+interface MetricSpec {
+  /** Where the number is in the record, dotted for nested fields; the metric's name when absent. */
+  path?: string;
+  /** The statistic that sums a bucket up: totals for counts, averages (the default) for measurements. */
+  summary?: "sum" | "avg";
+}
+
+interface DerivedSpec<Metric extends string> {
+  description: string;
+  unit: string;
+  /** From the sums of a bucket's metrics; null when it cannot be told (no visitors, no rate). */
+  compute: (sums: Record<Metric, number>) => number | null;
+}
+
+interface KindSpec<
+  Name extends string,
+  Source extends string,
+  Shape extends z.ZodRawShape,
+  Metric extends string,
+> {
   /** URL segment, Kafka topic suffix and MQTT topic segment. */
   name: Name;
   /** Collection name under /v1/<name>/. */
@@ -49,26 +73,42 @@ interface KindSpec<Name extends string, Source extends string, Shape extends z.Z
   title: string;
   description: string;
   sourceField: Source;
-  /** The payload's own fields, besides id, ts and the source field. */
+  /** The payload's own fields, besides id, ts and the source field. Metric fields describe their unit. */
   fields: Shape;
-  /** Numeric fields that roll up into time buckets. */
-  metrics: readonly (keyof Shape & string)[];
+  /** Numeric fields that roll up into time buckets (count, sum, min, max). */
+  metrics: Record<Metric, MetricSpec>;
   /** Cross-field rules, e.g. "at least one metric". */
   check?: (data: z.infer<z.ZodObject<Shape>>, ctx: z.RefinementCtx) => void;
   /**
    * Values that are physically possible but not plausible (a counter spike): records holding one are stored
    * with a quality flag and left out of aggregates unless asked for.
    */
-  plausible?: Partial<Record<keyof Shape & string, readonly [number, number]>>;
+  plausible?: Partial<Record<NoInfer<Metric>, readonly [number, number]>>;
   /** Metrics whose value repeated this many times in a row means a stuck sensor. */
-  stuck?: { metrics: readonly (keyof Shape & string)[]; after: number };
+  stuck?: { metrics: readonly NoInfer<Metric>[]; after: number };
   /** Values derived from a bucket's sums, served beside the metrics (e.g. a store's conversion rate). */
-  derived?: Record<string, (sums: Partial<Record<keyof Shape & string, number>>) => number | null>;
+  derived?: Record<string, DerivedSpec<NoInfer<Metric>>>;
+  /** What sources are grouped by in charts (their city, their airline): a field of the record. */
+  group?: { path: string; label: string };
   /** Another accepted input format, turned into the record's own shape before validation. */
-  alternate?: { title: string; detect: (input: Record<string, unknown>) => boolean; schema: z.ZodType };
+  alternate?: {
+    title: string;
+    description: string;
+    detect: (input: JsonObject) => boolean;
+    schema: z.ZodType;
+    /** One input in that format, at a moment; it must turn into a valid record. */
+    example: (at: Date) => JsonObject;
+  };
+  /** A valid record of the kind at a moment: the documentation's example and the conformance test's input. */
+  example: (at: Date) => JsonObject;
 }
 
-export type JsonObject = Record<string, unknown>;
+export interface Metric {
+  name: string;
+  path: readonly string[];
+  unit: string;
+  summary: "sum" | "avg";
+}
 
 /** A kind as the rest of Sluice sees it. */
 export interface Kind {
@@ -78,58 +118,58 @@ export interface Kind {
   description: string;
   sourceField: string;
   fields: z.ZodRawShape;
-  metrics: readonly string[];
+  metrics: readonly Metric[];
   /** Validates one record: strict (unknown fields are errors), bounds checked, defaults applied. */
   schema: z.ZodType<JsonObject>;
-  plausible?: Partial<Record<string, readonly [number, number]>>;
+  plausible: Partial<Record<string, readonly [number, number]>>;
   stuck?: { metrics: readonly string[]; after: number };
-  derived?: Record<string, (sums: Partial<Record<string, number>>) => number | null>;
-  alternate?: { title: string; detect: (input: JsonObject) => boolean; schema: z.ZodType };
+  derived: Record<string, DerivedSpec<string>>;
+  group?: { path: readonly string[]; label: string };
+  alternate?: NonNullable<KindSpec<string, string, z.ZodRawShape, string>["alternate"]>;
+  example: (at: Date) => JsonObject;
 }
 
 /** Everything the rest of Sluice knows about a kind comes from this. */
-export function defineKind<Name extends string, Source extends string, Shape extends z.ZodRawShape>(
-  spec: KindSpec<Name, Source, Shape>,
-): Kind & { name: Name; sourceField: Source; metrics: readonly (keyof Shape & string)[] } {
+export function defineKind<
+  const Name extends string,
+  const Source extends string,
+  Shape extends z.ZodRawShape,
+  Metric extends string,
+>(spec: KindSpec<Name, Source, Shape, Metric>): Kind & { name: Name; sourceField: Source } {
   const base = z.strictObject({
     id: idempotencyKeySchema.optional(),
     ts: timestampSchema,
     [spec.sourceField]: sourceIdSchema,
     ...spec.fields,
-  } as { id: z.ZodOptional<z.ZodString>; ts: typeof timestampSchema } & Record<
-    Source,
-    typeof sourceIdSchema
-  > &
-    Shape);
+  });
   const check = spec.check;
   const schema = (
     check ? base.superRefine((data, ctx) => check(data as z.infer<z.ZodObject<Shape>>, ctx)) : base
-  ).openapi(spec.title, { description: spec.description });
-  return { ...spec, schema: schema as unknown as z.ZodType<JsonObject> };
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: reads zod's internal definition tree
-type ZodDef = { type: string; innerType?: { _zod: { def: ZodDef } }; shape?: Record<string, any> };
-
-/** A schema's definition with optional, default and nullable wrappers removed. */
-function unwrap(schema: unknown): ZodDef | undefined {
-  let def = (schema as { _zod?: { def: ZodDef } } | undefined)?._zod?.def;
-  while (def?.innerType) def = def.innerType._zod.def;
-  return def;
-}
-
-/** Whether the field at a dotted path is a number, so that its CSV cells are read as numbers. */
-export function isNumberAt(shape: z.ZodRawShape, path: string[]): boolean {
-  const [first = "", ...rest] = path;
-  let def = Object.hasOwn(shape, first) ? unwrap(shape[first]) : undefined;
-  for (const key of rest) def = def?.type === "object" && def.shape ? unwrap(def.shape[key]) : undefined;
-  return def?.type === "number";
-}
-
-/** Every leaf field as a path (`location.lat`), for flat formats such as CSV. */
-export function fieldPaths(shape: z.ZodRawShape, prefix: string[] = []): string[][] {
-  return Object.entries(shape).flatMap(([key, schema]) => {
-    const def = unwrap(schema);
-    return def?.type === "object" && def.shape ? fieldPaths(def.shape, [...prefix, key]) : [[...prefix, key]];
+  ).openapi(spec.title, { description: spec.description, example: spec.example(EXAMPLE_TIME) });
+  const metrics = Object.entries<MetricSpec>(spec.metrics).map(([name, metric]) => {
+    const path = (metric.path ?? name).split(".");
+    // Names become SQL column names and paths SQL literals: code, never input, but kept to plain words.
+    if (![name, ...path].every((word) => /^[A-Za-z][A-Za-z0-9]*$/.test(word))) {
+      throw new Error(`kind ${spec.name}: metric ${name} and its path must be plain words`);
+    }
+    const field = describeField(spec.fields, path);
+    if (field.type !== "number" || !field.description) {
+      throw new Error(
+        `kind ${spec.name}: metric ${name} at ${path.join(".")} must be a number field that describes its unit`,
+      );
+    }
+    return { name, path, unit: field.description, summary: metric.summary ?? "avg" };
   });
+  const group = spec.group && { path: spec.group.path.split("."), label: spec.group.label };
+  if (group && !fieldAt(spec.fields, group.path)) {
+    throw new Error(`kind ${spec.name}: group field ${spec.group?.path} is not a field of the kind`);
+  }
+  return {
+    ...spec,
+    metrics,
+    group,
+    plausible: spec.plausible ?? {},
+    derived: (spec.derived ?? {}) as Record<string, DerivedSpec<string>>,
+    schema: schema as unknown as z.ZodType<JsonObject>,
+  };
 }

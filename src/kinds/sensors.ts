@@ -1,11 +1,11 @@
 import { z } from "@hono/zod-openapi";
-import { kindTables } from "../db/schema";
 import { defineKind, textSchema } from "./define";
 
 const metric = (min: number, max: number, unit: string) =>
   z.number().min(min).max(max).optional().describe(unit);
 
-const metrics = ["temperature", "humidity", "pm25", "pm10", "no2", "co2", "battery"] as const;
+const metrics = { temperature: {}, humidity: {}, pm25: {}, pm10: {}, no2: {}, co2: {}, battery: {} };
+const metricNames = Object.keys(metrics) as (keyof typeof metrics)[];
 
 export const sensors = defineKind({
   name: "sensors",
@@ -15,7 +15,7 @@ export const sensors = defineKind({
   sourceField: "deviceId",
   fields: {
     temperature: metric(-100, 150, "°C"),
-    humidity: metric(0, 100, "% relative humidity"),
+    humidity: metric(0, 100, "% RH"),
     pm25: metric(0, 5000, "µg/m³"),
     pm10: metric(0, 5000, "µg/m³"),
     no2: metric(0, 5000, "µg/m³"),
@@ -32,16 +32,26 @@ export const sensors = defineKind({
   metrics,
   plausible: { temperature: [-40, 60], pm25: [0, 500], pm10: [0, 600], no2: [0, 400], co2: [300, 5000] },
   stuck: { metrics: ["temperature", "humidity"], after: 10 },
+  group: { path: "location.city", label: "city" },
   check: (reading, ctx) => {
-    if (metrics.every((name) => reading[name] === undefined)) {
+    if (metricNames.every((name) => reading[name] === undefined)) {
       ctx.addIssue({
         code: "custom",
         path: [],
-        message: `at least one metric is required: ${metrics.join(", ")}`,
+        message: `at least one metric is required: ${metricNames.join(", ")}`,
       });
     }
   },
+  example: (at) => ({
+    deviceId: "casablanca-aq-001",
+    ts: at.toISOString(),
+    temperature: 21.4,
+    humidity: 63.5,
+    pm25: 12.5,
+    pm10: 20.1,
+    no2: 18.2,
+    co2: 640,
+    battery: 87.5,
+    location: { lat: 33.5731, lon: -7.5898, city: "Casablanca" },
+  }),
 });
-
-/** Its tables, exported for drizzle-kit. */
-export const { records: sensorsRecords, rollups: sensorsRollups } = kindTables(sensors);

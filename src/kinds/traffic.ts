@@ -1,21 +1,20 @@
 import { z } from "@hono/zod-openapi";
-import { kindTables } from "../db/schema";
 import { defineKind, sourceIdSchema } from "./define";
 
-const count = z.number().int().min(0).max(1_000_000);
+const count = (unit: string) => z.number().int().min(0).max(1_000_000).describe(unit);
 
 export const traffic = defineKind({
   name: "traffic",
   resource: "counts",
   title: "TrafficCount",
-  description: "A store's foot-traffic count for an interval.",
+  description: "A store's foot-traffic count for the interval since its previous report.",
   sourceField: "storeId",
   fields: {
     sensorId: sourceIdSchema.optional(),
-    visitorsIn: count,
-    visitorsOut: count.optional(),
-    transactions: count.optional(),
-    revenue: z.number().min(0).max(1e10).optional(),
+    visitorsIn: count("visitors"),
+    visitorsOut: count("visitors").optional(),
+    transactions: count("transactions").optional(),
+    revenue: z.number().min(0).max(1e10).optional().describe("in the record's currency"),
     currency: z
       .string()
       .regex(/^[A-Z]{3}$/, "an ISO 4217 code such as EUR")
@@ -23,7 +22,12 @@ export const traffic = defineKind({
       .transform((code) => code ?? "EUR")
       .openapi({ description: "ISO 4217; EUR when absent." }),
   },
-  metrics: ["visitorsIn", "visitorsOut", "transactions", "revenue"],
+  metrics: {
+    visitorsIn: { summary: "sum" },
+    visitorsOut: { summary: "sum" },
+    transactions: { summary: "sum" },
+    revenue: { summary: "sum" },
+  },
   // Counts are per reporting interval (a few minutes): thousands at once is a counter glitch.
   plausible: {
     visitorsIn: [0, 2000],
@@ -32,9 +36,20 @@ export const traffic = defineKind({
     revenue: [0, 100_000],
   },
   derived: {
-    conversionRate: ({ transactions, visitorsIn }) => (visitorsIn ? (transactions ?? 0) / visitorsIn : null),
+    conversionRate: {
+      description: "Transactions per visitor who came in.",
+      unit: "ratio",
+      compute: ({ transactions, visitorsIn }) => (visitorsIn ? transactions / visitorsIn : null),
+    },
   },
+  example: (at) => ({
+    storeId: "paris-store-004",
+    ts: at.toISOString(),
+    sensorId: "paris-store-004-door-1",
+    visitorsIn: 42,
+    visitorsOut: 37,
+    transactions: 11,
+    revenue: 386.4,
+    currency: "EUR",
+  }),
 });
-
-/** Its tables, exported for drizzle-kit. */
-export const { records: trafficRecords, rollups: trafficRollups } = kindTables(traffic);

@@ -1,5 +1,4 @@
 import { z } from "@hono/zod-openapi";
-import { kindTables } from "../db/schema";
 import { defineKind, textSchema } from "./define";
 
 const optionalNumber = (min: number, max: number, unit: string) =>
@@ -8,6 +7,9 @@ const optionalNumber = (min: number, max: number, unit: string) =>
 /** Earth's air is never colder than 180 K nor hotter than 60 °C, so Kelvin and Celsius cannot be confused. */
 const toCelsius = (value: number | undefined) =>
   value !== undefined && value > 150 ? Math.round((value - 273.15) * 100) / 100 : value;
+
+const openWeatherDescription =
+  "OpenWeather's current-weather response body (units standard or metric), normalised into a WeatherObservation.";
 
 /** The body of OpenWeather's current-weather response (units standard or metric), as their API sends it. */
 const openWeatherSchema = z
@@ -51,9 +53,7 @@ const openWeatherSchema = z
     };
     return Object.fromEntries(Object.entries(observation).filter(([, value]) => value !== undefined));
   })
-  .openapi("OpenWeatherCurrent", {
-    description: "OpenWeather's current-weather response body, normalised into a WeatherObservation.",
-  });
+  .openapi("OpenWeatherCurrent", { description: openWeatherDescription });
 
 export const weather = defineKind({
   name: "weather",
@@ -75,14 +75,59 @@ export const weather = defineKind({
     lat: optionalNumber(-90, 90, "degrees"),
     lon: optionalNumber(-180, 180, "degrees"),
   },
-  metrics: ["temperature", "feelsLike", "humidity", "pressure", "windSpeed", "clouds", "precipitation"],
+  metrics: {
+    temperature: {},
+    feelsLike: {},
+    humidity: {},
+    pressure: {},
+    windSpeed: {},
+    clouds: {},
+    precipitation: { summary: "sum" },
+  },
   plausible: { temperature: [-60, 56], pressure: [870, 1085], windSpeed: [0, 70], precipitation: [0, 200] },
+  group: { path: "city", label: "city" },
   alternate: {
     title: "OpenWeatherCurrent",
+    description: openWeatherDescription,
     detect: (input) => typeof input.main === "object" && input.main !== null && "dt" in input,
     schema: openWeatherSchema,
+    example: (at) => ({
+      coord: { lon: -7.5898, lat: 33.5731 },
+      weather: [{ id: 801, main: "Clouds", description: "few clouds", icon: "02d" }],
+      base: "stations",
+      main: {
+        temp: 292.55,
+        feels_like: 292.2,
+        temp_min: 291.9,
+        temp_max: 293.1,
+        pressure: 1019,
+        humidity: 68,
+      },
+      visibility: 10000,
+      wind: { speed: 4.63, deg: 250 },
+      clouds: { all: 20 },
+      dt: Math.floor(at.getTime() / 1000),
+      sys: { country: "MA", sunrise: 1763793660, sunset: 1763831040 },
+      timezone: 3600,
+      id: 2553604,
+      name: "Casablanca",
+      cod: 200,
+    }),
   },
+  example: (at) => ({
+    stationId: "casa-anfa-01",
+    ts: at.toISOString(),
+    temperature: 19.4,
+    feelsLike: 19.05,
+    humidity: 68,
+    pressure: 1019,
+    windSpeed: 4.6,
+    windDeg: 250,
+    clouds: 20,
+    precipitation: 0.4,
+    conditions: "light rain",
+    city: "Casablanca",
+    lat: 33.5731,
+    lon: -7.5898,
+  }),
 });
-
-/** Its tables, exported for drizzle-kit. */
-export const { records: weatherRecords, rollups: weatherRollups } = kindTables(weather);

@@ -8,7 +8,7 @@ import { isUnavailable } from "../db/client";
 import { findKind } from "../kinds";
 import { logContext } from "../log";
 import type { Metrics } from "../metrics";
-import { ProblemError } from "../problem";
+import { ProblemError, unavailable } from "../problem";
 
 export const security: Record<string, string[]>[] = [{ bearer: [] }, { apiKey: [] }];
 
@@ -49,23 +49,16 @@ export function registerAuth(
       principal = await authenticate(key);
     } catch (error) {
       if (!isUnavailable(error)) throw error;
-      const retryAfter = { "retry-after": String(config.RETRY_AFTER_SECONDS) };
-      throw new ProblemError(
-        503,
-        "database-unavailable",
-        "the key cannot be verified now",
-        undefined,
-        retryAfter,
-      );
+      throw unavailable("database-unavailable", "the key cannot be verified now", config.RETRY_AFTER_SECONDS);
     }
     if (!principal) throw unauthorized("the API key is not valid");
     const context = logContext.getStore();
     if (context) context.keyId = principal.keyId;
-    // /v1/<kind>/... needs that kind's scope; anything else under /v1 (dead letters) needs the wildcard.
+    // /v1/<kind>/... needs that kind's scope, /v1/kinds any valid key, anything else (dead letters) the wildcard.
     const segment = c.req.path.split("/")[2] ?? "";
     const kind = findKind(segment) ? segment : "*";
     const action = c.req.method === "POST" ? "ingest" : "read";
-    if (!allows(principal, action, kind)) {
+    if (c.req.path !== "/v1/kinds" && !allows(principal, action, kind)) {
       throw new ProblemError(403, "forbidden", `this key lacks the scope ${action}:${kind}`);
     }
     const token = takeToken(principal.keyId);

@@ -2,6 +2,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import page from "../dashboard/page.htm" with { type: "text" };
 import type { Ingest } from "../ingest/pipeline";
 import { FieldErrorSchema, problemResponses } from "../problem";
+import { viaSchema } from "../record";
 import { security } from "./auth";
 
 const RecentDeadLettersSchema = z
@@ -9,7 +10,7 @@ const RecentDeadLettersSchema = z
     items: z.array(
       z.object({
         kind: z.string().nullable(),
-        via: z.enum(["http", "mqtt"]),
+        via: viaSchema,
         receivedAt: z.string(),
         reason: z.string(),
         errors: z.array(FieldErrorSchema),

@@ -5,7 +5,7 @@ import type { Ingest } from "../ingest/pipeline";
 import { KafkaUnavailable } from "../kafka/publisher";
 import { type Kind, kinds } from "../kinds";
 import { logContext } from "../log";
-import { FieldErrorSchema, ProblemError, problemResponses } from "../problem";
+import { FieldErrorSchema, ProblemError, problemResponses, unavailable } from "../problem";
 import { security } from "./auth";
 
 const IngestResultSchema = z
@@ -103,14 +103,8 @@ export function registerIngest(app: OpenAPIHono, deps: { config: Config; ingest:
         outcome = await ingest.records(kind, items, options);
       } catch (error) {
         if (!(error instanceof KafkaUnavailable)) throw error;
-        const retryAfter = { "retry-after": String(config.RETRY_AFTER_SECONDS) };
-        throw new ProblemError(
-          503,
-          "kafka-unavailable",
-          `records not accepted: ${error.message}`,
-          undefined,
-          retryAfter,
-        );
+        const detail = `records not accepted: ${error.message}`;
+        throw unavailable("kafka-unavailable", detail, config.RETRY_AFTER_SECONDS);
       }
       const { envelopes, rejections } = outcome;
       const context = logContext.getStore();

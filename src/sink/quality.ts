@@ -1,5 +1,6 @@
-import type { Envelope } from "../ingest/validate";
 import type { Kind } from "../kinds";
+import { valueAt } from "../kinds/fields";
+import type { Envelope } from "../record";
 
 /**
  * Flags records that are valid but implausible: a metric outside its plausible range (a counter spike), or
@@ -11,21 +12,18 @@ export function createQualityCheck() {
 
   return function flagsOf(kind: Kind, envelope: Envelope): string[] {
     const flags: string[] = [];
-    for (const [metric, range] of Object.entries(kind.plausible ?? {})) {
-      const value = envelope.data[metric];
-      if (typeof value === "number" && range && (value < range[0] || value > range[1])) {
-        flags.push(`${metric}:out-of-range`);
-      }
-    }
-    for (const metric of kind.stuck?.metrics ?? []) {
-      const value = envelope.data[metric];
-      if (value === undefined) continue;
-      const key = `${kind.name}\u0000${envelope.sourceId}\u0000${metric}`;
+    for (const { name, path } of kind.metrics) {
+      const value = valueAt(envelope.data, path);
+      if (typeof value !== "number") continue;
+      const range = kind.plausible[name];
+      if (range && (value < range[0] || value > range[1])) flags.push(`${name}:out-of-range`);
+      if (!kind.stuck?.metrics.includes(name)) continue;
+      const key = `${kind.name}\u0000${envelope.sourceId}\u0000${name}`;
       const run = runs.get(key);
       const length = run && run.value === value ? run.length + 1 : 1;
       if (runs.size > 200_000) runs.clear();
       runs.set(key, { value, length });
-      if (length >= (kind.stuck?.after ?? Number.POSITIVE_INFINITY)) flags.push(`${metric}:stuck`);
+      if (length >= kind.stuck.after) flags.push(`${name}:stuck`);
     }
     return flags;
   };

@@ -2,29 +2,17 @@ import type { EachBatchPayload, Kafka } from "kafkajs";
 import type { Cache } from "../cache/redis";
 import type { Config } from "../config";
 import { type Db, databaseError, isUnavailable } from "../db/client";
-import { type StoredRecord, writeBatch } from "../db/store";
-import type { Envelope } from "../ingest/validate";
+import { writeBatch } from "../db/store";
 import { kindTopic } from "../kafka/client";
 import { type Kind, kinds } from "../kinds";
 import type { Logger } from "../log";
 import type { Metrics } from "../metrics";
+import { envelopeSchema, type StoredRecord } from "../record";
 import { createQualityCheck } from "./quality";
 
 export interface SinkHooks {
   /** Runs after a batch is stored and before its offsets are committed (tests crash the sink here). */
   afterWrite?: (kind: Kind, inserted: number) => Promise<void> | void;
-}
-
-function isEnvelope(value: unknown): value is Envelope {
-  const envelope = value as Envelope;
-  return (
-    typeof envelope?.id === "string" &&
-    typeof envelope.sourceId === "string" &&
-    typeof envelope.data === "object" &&
-    envelope.data !== null &&
-    Number.isFinite(Date.parse(envelope.ts)) &&
-    Number.isFinite(Date.parse(envelope.receivedAt))
-  );
 }
 
 /**
@@ -83,11 +71,12 @@ export function createSink(deps: {
   function readRecords(kind: Kind, batch: EachBatchPayload["batch"]) {
     const records: StoredRecord[] = [];
     for (const message of batch.messages) {
-      let envelope: unknown;
+      let value: unknown;
       try {
-        envelope = JSON.parse(message.value?.toString() ?? "");
+        value = JSON.parse(message.value?.toString() ?? "");
       } catch {}
-      if (isEnvelope(envelope)) records.push({ ...envelope, flags: flagsOf(kind, envelope) });
+      const parsed = envelopeSchema.safeParse(value);
+      if (parsed.success) records.push({ ...parsed.data, flags: flagsOf(kind, parsed.data) });
       else {
         stats.skipped++;
         logger.error("skipped a record that is not a Sluice envelope", {

@@ -131,7 +131,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Only this deviceId. */
+                    /** @description Only this deviceId, or these (comma-separated, at most 100). */
                     deviceId?: string;
                     /** @description Inclusive start. */
                     from?: string;
@@ -332,7 +332,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Only this storeId. */
+                    /** @description Only this storeId, or these (comma-separated, at most 100). */
                     storeId?: string;
                     /** @description Inclusive start. */
                     from?: string;
@@ -412,7 +412,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest TrafficCount records
-         * @description A store's foot-traffic count for an interval. Source field: `storeId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
+         * @description A store's foot-traffic count for the interval since its previous report. Source field: `storeId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
          */
         post: {
             parameters: {
@@ -533,7 +533,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Only this stationId. */
+                    /** @description Only this stationId, or these (comma-separated, at most 100). */
                     stationId?: string;
                     /** @description Inclusive start. */
                     from?: string;
@@ -723,6 +723,207 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/flights/statuses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List FlightStatus records, newest first */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Only this flightId, or these (comma-separated, at most 100). */
+                    flightId?: string;
+                    /** @description Inclusive start. */
+                    from?: string;
+                    /** @description Exclusive end. */
+                    to?: string;
+                    limit?: number;
+                    /** @description `nextCursor` of the previous page. */
+                    cursor?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description One page; `nextCursor` is null on the last. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["FlightStatusPage"];
+                        "text/csv": string;
+                    };
+                };
+                /** @description The request is malformed: the body cannot be read, or a parameter is invalid (named in `errors`). */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A dependency (Kafka, PostgreSQL) cannot serve the request now; retry after `Retry-After` seconds. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Ingest FlightStatus records
+         * @description A flight's status: where it is in its day, its delays, and its live position when airborne. Source field: `flightId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["FlightStatus"] | components["schemas"]["AviationStackFlight"] | (components["schemas"]["FlightStatus"] | components["schemas"]["AviationStackFlight"])[];
+                    "application/x-ndjson": string;
+                    "text/csv": string;
+                };
+            };
+            responses: {
+                /** @description Every valid record is in Kafka. */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["IngestResult"];
+                    };
+                };
+                /** @description The request is malformed: the body cannot be read, or a parameter is invalid (named in `errors`). */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body or the batch is larger than the configured limit. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The content type is not application/json, application/x-ndjson or text/csv. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No record in the body is valid; `errors` lists each error with its record index and field path. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A dependency (Kafka, PostgreSQL) cannot serve the request now; retry after `Retry-After` seconds. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sensors/aggregates": {
         parameters: {
             query?: never;
@@ -737,7 +938,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Only this deviceId. */
+                    /** @description Only this deviceId, or these (comma-separated, at most 100). */
                     deviceId?: string;
                     /** @description Inclusive start. */
                     from?: string;
@@ -836,7 +1037,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Only this deviceId. */
+                    /** @description Only this deviceId, or these (comma-separated, at most 100). */
                     deviceId?: string;
                 };
                 header?: never;
@@ -927,7 +1128,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Only this storeId. */
+                    /** @description Only this storeId, or these (comma-separated, at most 100). */
                     storeId?: string;
                     /** @description Inclusive start. */
                     from?: string;
@@ -1026,7 +1227,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Only this storeId. */
+                    /** @description Only this storeId, or these (comma-separated, at most 100). */
                     storeId?: string;
                 };
                 header?: never;
@@ -1117,7 +1318,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Only this stationId. */
+                    /** @description Only this stationId, or these (comma-separated, at most 100). */
                     stationId?: string;
                     /** @description Inclusive start. */
                     from?: string;
@@ -1216,7 +1417,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Only this stationId. */
+                    /** @description Only this stationId, or these (comma-separated, at most 100). */
                     stationId?: string;
                 };
                 header?: never;
@@ -1274,6 +1475,252 @@ export interface paths {
                 };
                 /** @description A dependency (Kafka, PostgreSQL) cannot serve the request now; retry after `Retry-After` seconds. */
                 503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/flights/aggregates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * FlightStatus metrics in time buckets
+         * @description Buckets are aligned on UTC multiples of their width; `from` is rounded down and `to` up to bucket boundaries. Buckets without records are left out. Default range: the last 24 hours (30 days for 1d).
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Only this flightId, or these (comma-separated, at most 100). */
+                    flightId?: string;
+                    /** @description Inclusive start. */
+                    from?: string;
+                    /** @description Exclusive end. */
+                    to?: string;
+                    bucket?: "1m" | "5m" | "15m" | "1h" | "1d";
+                    /** @description Comma-separated; default all: departureDelay, arrivalDelay, altitude, speed. */
+                    metrics?: string;
+                    groupBy?: "none" | "source";
+                    /** @description Include records flagged as implausible (counter spikes, stuck sensors). */
+                    includeSuspect?: "true" | "false";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The buckets, oldest first. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["FlightStatusAggregates"];
+                        "text/csv": string;
+                    };
+                };
+                /** @description The request is malformed: the body cannot be read, or a parameter is invalid (named in `errors`). */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A dependency (Kafka, PostgreSQL) cannot serve the request now; retry after `Retry-After` seconds. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/flights/latest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The newest FlightStatus of each source */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Only this flightId, or these (comma-separated, at most 100). */
+                    flightId?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description One record per source. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["FlightStatusLatest"];
+                    };
+                };
+                /** @description The request is malformed: the body cannot be read, or a parameter is invalid (named in `errors`). */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A dependency (Kafka, PostgreSQL) cannot serve the request now; retry after `Retry-After` seconds. */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/kinds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The kinds of record Sluice takes, and how to send and read each (any valid key) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Every registered kind. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Kinds"];
+                    };
+                };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
                     headers: {
                         /** @description Seconds to wait before retrying. */
                         "Retry-After"?: number;
@@ -1365,7 +1812,25 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description An IoT sensor reading: at least one metric. */
+        /**
+         * @description An IoT sensor reading: at least one metric.
+         * @example {
+         *       "deviceId": "casablanca-aq-001",
+         *       "ts": "2026-11-22T08:30:00.000Z",
+         *       "temperature": 21.4,
+         *       "humidity": 63.5,
+         *       "pm25": 12.5,
+         *       "pm10": 20.1,
+         *       "no2": 18.2,
+         *       "co2": 640,
+         *       "battery": 87.5,
+         *       "location": {
+         *         "lat": 33.5731,
+         *         "lon": -7.5898,
+         *         "city": "Casablanca"
+         *       }
+         *     }
+         */
         SensorReading: {
             /** @description The client's idempotency key; a record posted twice with one id is stored once. */
             id?: string;
@@ -1377,7 +1842,7 @@ export interface components {
             deviceId: string;
             /** @description °C */
             temperature?: number;
-            /** @description % relative humidity */
+            /** @description % RH */
             humidity?: number;
             /** @description µg/m³ */
             pm25?: number;
@@ -1395,7 +1860,19 @@ export interface components {
                 city?: string;
             };
         };
-        /** @description A store's foot-traffic count for an interval. */
+        /**
+         * @description A store's foot-traffic count for the interval since its previous report.
+         * @example {
+         *       "storeId": "paris-store-004",
+         *       "ts": "2026-11-22T08:30:00.000Z",
+         *       "sensorId": "paris-store-004-door-1",
+         *       "visitorsIn": 42,
+         *       "visitorsOut": 37,
+         *       "transactions": 11,
+         *       "revenue": 386.4,
+         *       "currency": "EUR"
+         *     }
+         */
         TrafficCount: {
             /** @description The client's idempotency key; a record posted twice with one id is stored once. */
             id?: string;
@@ -1406,14 +1883,36 @@ export interface components {
             ts: string | number;
             storeId: string;
             sensorId?: string;
+            /** @description visitors */
             visitorsIn: number;
+            /** @description visitors */
             visitorsOut?: number;
+            /** @description transactions */
             transactions?: number;
+            /** @description in the record's currency */
             revenue?: number;
             /** @description ISO 4217; EUR when absent. */
             currency?: string;
         };
-        /** @description A weather station's observation. */
+        /**
+         * @description A weather station's observation.
+         * @example {
+         *       "stationId": "casa-anfa-01",
+         *       "ts": "2026-11-22T08:30:00.000Z",
+         *       "temperature": 19.4,
+         *       "feelsLike": 19.05,
+         *       "humidity": 68,
+         *       "pressure": 1019,
+         *       "windSpeed": 4.6,
+         *       "windDeg": 250,
+         *       "clouds": 20,
+         *       "precipitation": 0.4,
+         *       "conditions": "light rain",
+         *       "city": "Casablanca",
+         *       "lat": 33.5731,
+         *       "lon": -7.5898
+         *     }
+         */
         WeatherObservation: {
             /** @description The client's idempotency key; a record posted twice with one id is stored once. */
             id?: string;
@@ -1446,7 +1945,7 @@ export interface components {
             /** @description degrees */
             lon?: number;
         };
-        /** @description OpenWeather's current-weather response body, normalised into a WeatherObservation. */
+        /** @description OpenWeather's current-weather response body (units standard or metric), normalised into a WeatherObservation. */
         OpenWeatherCurrent: {
             coord?: {
                 lat: number;
@@ -1498,6 +1997,202 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * @description A flight's status: where it is in its day, its delays, and its live position when airborne.
+         * @example {
+         *       "flightId": "AT200-2026-11-22",
+         *       "ts": "2026-11-22T08:30:00.000Z",
+         *       "flightDate": "2026-11-22",
+         *       "status": "active",
+         *       "airline": {
+         *         "name": "Royal Air Maroc",
+         *         "iata": "AT",
+         *         "icao": "RAM"
+         *       },
+         *       "flight": {
+         *         "number": "200",
+         *         "iata": "AT200",
+         *         "icao": "RAM200"
+         *       },
+         *       "departure": {
+         *         "airport": "Mohammed V International",
+         *         "iata": "CMN",
+         *         "icao": "GMMN",
+         *         "terminal": "1",
+         *         "gate": "A4",
+         *         "scheduled": "2026-11-22T06:30:00+00:00",
+         *         "actual": "2026-11-22T06:45:00+00:00",
+         *         "delay": 15
+         *       },
+         *       "arrival": {
+         *         "airport": "John F Kennedy International",
+         *         "iata": "JFK",
+         *         "icao": "KJFK",
+         *         "terminal": "1",
+         *         "scheduled": "2026-11-22T13:30:00+00:00",
+         *         "estimated": "2026-11-22T13:40:00+00:00",
+         *         "delay": 10
+         *       },
+         *       "live": {
+         *         "latitude": 36.28,
+         *         "longitude": -15.62,
+         *         "altitude": 11277.6,
+         *         "speed": 894.35,
+         *         "heading": 291.4,
+         *         "onGround": false
+         *       }
+         *     }
+         */
+        FlightStatus: {
+            /** @description The client's idempotency key; a record posted twice with one id is stored once. */
+            id?: string;
+            /**
+             * @description Measurement time: ISO 8601 with an offset, or epoch milliseconds.
+             * @example 2026-11-22T08:30:00Z
+             */
+            ts: string | number;
+            flightId: string;
+            /**
+             * Format: date
+             * @description The flight's scheduled date (YYYY-MM-DD).
+             */
+            flightDate?: string;
+            /** @enum {string} */
+            status: "scheduled" | "active" | "landed" | "cancelled" | "incident" | "diverted";
+            airline?: {
+                name?: string;
+                iata?: string;
+                icao?: string;
+            };
+            flight?: {
+                number?: string;
+                iata?: string;
+                icao?: string;
+            };
+            departure: {
+                airport?: string;
+                iata: string;
+                icao?: string;
+                timezone?: string;
+                terminal?: string;
+                gate?: string;
+                /**
+                 * Format: date-time
+                 * @description Scheduled time.
+                 */
+                scheduled?: string;
+                /**
+                 * Format: date-time
+                 * @description Estimated time.
+                 */
+                estimated?: string;
+                /**
+                 * Format: date-time
+                 * @description Actual time.
+                 */
+                actual?: string;
+                /** @description min */
+                delay?: number;
+            };
+            arrival: {
+                airport?: string;
+                iata: string;
+                icao?: string;
+                timezone?: string;
+                terminal?: string;
+                gate?: string;
+                /**
+                 * Format: date-time
+                 * @description Scheduled time.
+                 */
+                scheduled?: string;
+                /**
+                 * Format: date-time
+                 * @description Estimated time.
+                 */
+                estimated?: string;
+                /**
+                 * Format: date-time
+                 * @description Actual time.
+                 */
+                actual?: string;
+                /** @description min */
+                delay?: number;
+            };
+            live?: {
+                latitude: number;
+                longitude: number;
+                /** @description m */
+                altitude?: number;
+                /** @description km/h */
+                speed?: number;
+                /** @description degrees */
+                heading?: number;
+                onGround?: boolean;
+            };
+        };
+        /** @description One item of AviationStack's `GET /v1/flights` `data` array, as their API sends it (nulls for what is unknown), normalised into a FlightStatus. Its id is derived from its content: the same status twice is stored once. */
+        AviationStackFlight: {
+            flight_date: string;
+            flight_status: string;
+            departure: {
+                airport?: string | null;
+                timezone?: string | null;
+                iata?: string | null;
+                icao?: string | null;
+                terminal?: string | null;
+                gate?: string | null;
+                delay?: number | null;
+                scheduled?: string | null;
+                estimated?: string | null;
+                actual?: string | null;
+            } & {
+                [key: string]: unknown;
+            };
+            arrival: {
+                airport?: string | null;
+                timezone?: string | null;
+                iata?: string | null;
+                icao?: string | null;
+                terminal?: string | null;
+                gate?: string | null;
+                delay?: number | null;
+                scheduled?: string | null;
+                estimated?: string | null;
+                actual?: string | null;
+            } & {
+                [key: string]: unknown;
+            };
+            airline?: ({
+                name?: string | null;
+                iata?: string | null;
+                icao?: string | null;
+            } & {
+                [key: string]: unknown;
+            }) | null;
+            flight: {
+                number?: string | null;
+                iata?: string | null;
+                icao?: string | null;
+            } & {
+                [key: string]: unknown;
+            };
+            live?: ({
+                updated?: string | null;
+                latitude?: number | null;
+                longitude?: number | null;
+                altitude?: number | null;
+                direction?: number | null;
+                speed_horizontal?: number | null;
+                is_ground?: boolean | null;
+            } & {
+                [key: string]: unknown;
+            }) | null;
+            /** @description Sluice's flight id; defaults to <flight IATA>-<flight_date> */
+            flightId?: string;
+        } & {
+            [key: string]: unknown;
+        };
         Readiness: {
             /** @enum {string} */
             status: "ready" | "unavailable";
@@ -1546,20 +2241,31 @@ export interface components {
             nextCursor: string | null;
         };
         SensorReadingItem: {
+            /** @description The client's idempotency key, or a UUIDv7. */
             id: string;
+            /** @enum {string} */
+            kind: "sensors";
             sourceId: string;
+            /**
+             * Format: date-time
+             * @description Measurement time, ISO 8601 in UTC.
+             */
             ts: string;
+            /**
+             * Format: date-time
+             * @description When Sluice received it, ISO 8601 in UTC.
+             */
             receivedAt: string;
             /** @enum {string} */
-            via: "http" | "mqtt";
+            via: "http" | "mqtt" | "poll";
             data: components["schemas"]["SensorReadingData"];
-            /** @description Quality flags; empty when the record is plausible. */
+            /** @description Quality flags (`<metric>:out-of-range`, `<metric>:stuck`); empty when plausible. */
             flags: string[];
         };
         SensorReadingData: {
             /** @description °C */
             temperature?: number;
-            /** @description % relative humidity */
+            /** @description % RH */
             humidity?: number;
             /** @description µg/m³ */
             pm25?: number;
@@ -1608,21 +2314,36 @@ export interface components {
             nextCursor: string | null;
         };
         TrafficCountItem: {
+            /** @description The client's idempotency key, or a UUIDv7. */
             id: string;
+            /** @enum {string} */
+            kind: "traffic";
             sourceId: string;
+            /**
+             * Format: date-time
+             * @description Measurement time, ISO 8601 in UTC.
+             */
             ts: string;
+            /**
+             * Format: date-time
+             * @description When Sluice received it, ISO 8601 in UTC.
+             */
             receivedAt: string;
             /** @enum {string} */
-            via: "http" | "mqtt";
+            via: "http" | "mqtt" | "poll";
             data: components["schemas"]["TrafficCountData"];
-            /** @description Quality flags; empty when the record is plausible. */
+            /** @description Quality flags (`<metric>:out-of-range`, `<metric>:stuck`); empty when plausible. */
             flags: string[];
         };
         TrafficCountData: {
             sensorId?: string;
+            /** @description visitors */
             visitorsIn?: number;
+            /** @description visitors */
             visitorsOut?: number;
+            /** @description transactions */
             transactions?: number;
+            /** @description in the record's currency */
             revenue?: number;
             /** @description ISO 4217; EUR when absent. */
             currency?: string;
@@ -1642,6 +2363,7 @@ export interface components {
             metrics: {
                 [key: string]: components["schemas"]["MetricStats"];
             };
+            /** @description Transactions per visitor who came in. */
             conversionRate: number | null;
         };
         TrafficCountLatest: {
@@ -1652,14 +2374,25 @@ export interface components {
             nextCursor: string | null;
         };
         WeatherObservationItem: {
+            /** @description The client's idempotency key, or a UUIDv7. */
             id: string;
+            /** @enum {string} */
+            kind: "weather";
             sourceId: string;
+            /**
+             * Format: date-time
+             * @description Measurement time, ISO 8601 in UTC.
+             */
             ts: string;
+            /**
+             * Format: date-time
+             * @description When Sluice received it, ISO 8601 in UTC.
+             */
             receivedAt: string;
             /** @enum {string} */
-            via: "http" | "mqtt";
+            via: "http" | "mqtt" | "poll";
             data: components["schemas"]["WeatherObservationData"];
-            /** @description Quality flags; empty when the record is plausible. */
+            /** @description Quality flags (`<metric>:out-of-range`, `<metric>:stuck`); empty when plausible. */
             flags: string[];
         };
         WeatherObservationData: {
@@ -1705,11 +2438,191 @@ export interface components {
         WeatherObservationLatest: {
             items: components["schemas"]["WeatherObservationItem"][];
         };
+        FlightStatusPage: {
+            items: components["schemas"]["FlightStatusItem"][];
+            nextCursor: string | null;
+        };
+        FlightStatusItem: {
+            /** @description The client's idempotency key, or a UUIDv7. */
+            id: string;
+            /** @enum {string} */
+            kind: "flights";
+            sourceId: string;
+            /**
+             * Format: date-time
+             * @description Measurement time, ISO 8601 in UTC.
+             */
+            ts: string;
+            /**
+             * Format: date-time
+             * @description When Sluice received it, ISO 8601 in UTC.
+             */
+            receivedAt: string;
+            /** @enum {string} */
+            via: "http" | "mqtt" | "poll";
+            data: components["schemas"]["FlightStatusData"];
+            /** @description Quality flags (`<metric>:out-of-range`, `<metric>:stuck`); empty when plausible. */
+            flags: string[];
+        };
+        FlightStatusData: {
+            /**
+             * Format: date
+             * @description The flight's scheduled date (YYYY-MM-DD).
+             */
+            flightDate?: string;
+            /** @enum {string} */
+            status?: "scheduled" | "active" | "landed" | "cancelled" | "incident" | "diverted";
+            airline?: {
+                name?: string;
+                iata?: string;
+                icao?: string;
+            };
+            flight?: {
+                number?: string;
+                iata?: string;
+                icao?: string;
+            };
+            departure?: {
+                airport?: string;
+                iata: string;
+                icao?: string;
+                timezone?: string;
+                terminal?: string;
+                gate?: string;
+                /**
+                 * Format: date-time
+                 * @description Scheduled time.
+                 */
+                scheduled?: string;
+                /**
+                 * Format: date-time
+                 * @description Estimated time.
+                 */
+                estimated?: string;
+                /**
+                 * Format: date-time
+                 * @description Actual time.
+                 */
+                actual?: string;
+                /** @description min */
+                delay?: number;
+            };
+            arrival?: {
+                airport?: string;
+                iata: string;
+                icao?: string;
+                timezone?: string;
+                terminal?: string;
+                gate?: string;
+                /**
+                 * Format: date-time
+                 * @description Scheduled time.
+                 */
+                scheduled?: string;
+                /**
+                 * Format: date-time
+                 * @description Estimated time.
+                 */
+                estimated?: string;
+                /**
+                 * Format: date-time
+                 * @description Actual time.
+                 */
+                actual?: string;
+                /** @description min */
+                delay?: number;
+            };
+            live?: {
+                latitude: number;
+                longitude: number;
+                /** @description m */
+                altitude?: number;
+                /** @description km/h */
+                speed?: number;
+                /** @description degrees */
+                heading?: number;
+                onGround?: boolean;
+            };
+        };
+        FlightStatusAggregates: {
+            bucket: string;
+            from: string;
+            to: string;
+            items: components["schemas"]["FlightStatusBucket"][];
+        };
+        FlightStatusBucket: {
+            bucketStart: string;
+            /** @description With groupBy=source. */
+            sourceId?: string;
+            count: number;
+            /** @description Of departureDelay, arrivalDelay, altitude, speed. */
+            metrics: {
+                [key: string]: components["schemas"]["MetricStats"];
+            };
+        };
+        FlightStatusLatest: {
+            items: components["schemas"]["FlightStatusItem"][];
+        };
+        Kinds: {
+            items: components["schemas"]["Kind"][];
+        };
+        Kind: {
+            /** @example sensors */
+            name: string;
+            /**
+             * @description The OpenAPI component of one record.
+             * @example SensorReading
+             */
+            title: string;
+            description: string;
+            /**
+             * @description The field naming a record's source.
+             * @example deviceId
+             */
+            sourceField: string;
+            paths: {
+                /** @description POST ingests, GET lists raw records. */
+                records: string;
+                aggregates: string;
+                latest: string;
+            };
+            /** @example sluice/v1/sensors/{deviceId} */
+            mqttTopic: string;
+            /** @example sluice.sensors */
+            kafkaTopic: string;
+            metrics: {
+                name: string;
+                /** @description Where the number is in a record's data, dotted. */
+                path: string;
+                unit: string;
+                /**
+                 * @description The statistic that sums a bucket up: totals for counts, averages for measurements.
+                 * @enum {string}
+                 */
+                summary: "sum" | "avg";
+            }[];
+            /** @description Values every aggregate bucket carries beside its metrics, computed from their sums. */
+            derived: {
+                name: string;
+                description: string;
+                unit: string;
+            }[];
+            /** @description The field that groups sources in charts (a city, an airline), or null. */
+            group: {
+                path: string;
+                label: string;
+            } | null;
+            /** @description Other input shapes POST and MQTT accept, such as an upstream API's own. */
+            formats: {
+                title: string;
+                description: string;
+            }[];
+        };
         RecentDeadLetters: {
             items: {
                 kind: string | null;
                 /** @enum {string} */
-                via: "http" | "mqtt";
+                via: "http" | "mqtt" | "poll";
                 receivedAt: string;
                 reason: string;
                 errors: components["schemas"]["FieldError"][];

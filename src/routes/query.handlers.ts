@@ -1,0 +1,97 @@
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { Config } from "../config";
+import { isUnavailable } from "../db/client";
+import { type Kind, kinds } from "../kinds";
+import { invalidParameter, unavailable } from "../problem";
+import type { Aggregates } from "../query/aggregates";
+import { contentTypes, formatOf, recordsCsv } from "../query/formats";
+import { decodeCursor, type Records } from "../query/records";
+import { MAX_SOURCES, type QueryRoutes, queryRoutes } from "./query.routes";
+import type { AppRouteHandler } from "./types";
+
+interface QueryDeps {
+  config: Config;
+  records: Records;
+  aggregates: Aggregates;
+}
+
+type Handler<Name extends keyof QueryRoutes> = AppRouteHandler<QueryRoutes[Name]>;
+
+const time = (value: string | undefined) => (value === undefined ? undefined : new Date(value));
+
+/** A kind's read handlers. */
+export function queryHandlers(kind: Kind, deps: QueryDeps) {
+  const { config, records, aggregates } = deps;
+
+  /** PostgreSQL down is a 503 the client can retry, not a 500. */
+  async function fromDatabase<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (isUnavailable(error)) {
+        throw unavailable("database-unavailable", "PostgreSQL is not reachable", config.RETRY_AFTER_SECONDS);
+      }
+      throw error;
+    }
+  }
+
+  /** The source filter: one id, or several separated by commas, in a stable order. */
+  function sourcesOf(query: Record<string, unknown>): string[] | undefined {
+    const value = query[kind.sourceField];
+    if (typeof value !== "string") return undefined;
+    const ids = [...new Set(value.split(","))].sort();
+    if (ids.length > MAX_SOURCES) throw invalidParameter(kind.sourceField, `at most ${MAX_SOURCES} sources`);
+    return ids;
+  }
+
+  const list: Handler<"list"> = async (c) => {
+    const query = c.req.valid("query");
+    const cursor = query.cursor !== undefined ? decodeCursor(query.cursor) : undefined;
+    if (query.cursor !== undefined && !cursor)
+      throw invalidParameter("cursor", "not a cursor this API gave out");
+    const from = time(query.from);
+    const to = time(query.to);
+    if (from && to && from >= to) throw invalidParameter("from", "must be before to");
+    const filter = { sourceIds: sourcesOf(query), from, to, cursor, limit: query.limit };
+    const page = await fromDatabase(() => records.list(kind, filter));
+    if (formatOf(c.req.header("accept")) === "csv") {
+      return c.body(recordsCsv(kind, page.items), 200, { "content-type": contentTypes.csv });
+    }
+    return c.json(page, 200);
+  };
+
+  const aggregate: Handler<"aggregates"> = async (c) => {
+    const query = c.req.valid("query");
+    const request = {
+      bucket: query.bucket,
+      from: time(query.from),
+      to: time(query.to),
+      sourceIds: sourcesOf(query),
+      bySource: query.groupBy === "source",
+      includeSuspect: query.includeSuspect === "true",
+      metrics: query.metrics?.split(","),
+      format: formatOf(c.req.header("accept")),
+    };
+    const { body, contentType } = await fromDatabase(() => aggregates.answer(kind, request));
+    return c.body(typeof body === "string" ? body : new Uint8Array(body), 200, {
+      "content-type": contentType,
+    });
+  };
+
+  const latest: Handler<"latest"> = async (c) => {
+    const items = await fromDatabase(() => records.latest(kind, sourcesOf(c.req.valid("query"))));
+    return c.json({ items }, 200);
+  };
+
+  return { list, aggregate, latest };
+}
+
+export function registerQuery(app: OpenAPIHono, deps: QueryDeps) {
+  for (const kind of kinds) {
+    const routes = queryRoutes(kind);
+    const handlers = queryHandlers(kind, deps);
+    app.openapi(routes.list, handlers.list);
+    app.openapi(routes.aggregates, handlers.aggregate);
+    app.openapi(routes.latest, handlers.latest);
+  }
+}
