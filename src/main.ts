@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { createKey, listKeys, parseScopes, revokeKey } from "./auth/keys";
 import { ConfigError, loadConfig } from "./config";
 import { createDb, migrateDatabase } from "./db/client";
+import { SchemaMismatch, verifySchema } from "./db/verify";
 import { createLogger } from "./log";
 import { createRuntime } from "./runtime";
 
@@ -72,6 +73,8 @@ async function start() {
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL);
   await migrate(logger, config.DATABASE_URL, 15);
+  // Never a 202 for a record that cannot be stored: every registered kind's tables must be there.
+  await verifySchema(config.DATABASE_URL);
   const runtime = createRuntime(config, logger);
   const server = Bun.serve({ port: config.PORT, hostname: config.HOST, fetch: runtime.app.fetch });
   logger.info("gateway listening", {
@@ -116,7 +119,7 @@ try {
     process.exit(command === "help" || command === "--help" ? 0 : 2);
   }
 } catch (error) {
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError || error instanceof SchemaMismatch) {
     console.error(error.message);
     process.exit(1);
   }

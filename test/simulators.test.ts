@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { en, Faker } from "@faker-js/faker";
+import type { KindName } from "../src/kinds";
 import type { Runtime } from "../src/runtime";
 import type { Device } from "../src/simulators";
 import { simulators } from "../src/simulators";
@@ -132,9 +133,8 @@ describe("the runner", () => {
 });
 
 describe("realistic data", () => {
-  const first = <S>(kind: string, seed: number) => {
+  const first = <S>(kind: KindName, seed: number) => {
     const simulator = simulators[kind];
-    if (!simulator) throw new Error(kind);
     const random = faker(seed);
     const [device] = simulator.devices(1, random) as Device<S>[];
     return { simulator, device: device as Device, random };

@@ -11,6 +11,8 @@ export type KindName = (typeof kinds)[number]["name"];
 
 export const kindNames: readonly KindName[] = kinds.map((kind) => kind.name);
 
+export const isKindName = (name: string): name is KindName => (kindNames as readonly string[]).includes(name);
+
 export function findKind(name: string): Kind | undefined {
   return kinds.find((kind) => kind.name === name);
 }

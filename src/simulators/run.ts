@@ -1,11 +1,11 @@
 import { parseArgs } from "node:util";
 import { en, Faker } from "@faker-js/faker";
 import mqtt, { type MqttClient } from "mqtt";
-import { kinds } from "../kinds";
+import { isKindName, type KindName, kindNames, kinds } from "../kinds";
 import { type Device, type Simulator, simulators } from "./index";
 
 const usage = `usage: bun run simulate [options]
-  --kind sensors|traffic|weather|all   (default all)
+  --kind ${kindNames.join("|")}|all   (default all; several separated by commas)
   --transport http|mqtt                (default http)
   --rate <records/s>                   all kinds together (default 20)
   --devices <n>                        per kind (default 20)
@@ -27,7 +27,7 @@ export const simulatorEnv = [
 ];
 
 export interface SimulateOptions {
-  kinds: string[];
+  kinds: KindName[];
   transport: "http" | "mqtt";
   rate: number;
   devices: number;
@@ -63,15 +63,14 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions {
     if (!Number.isFinite(n) || n < min || n > max) fail(`--${name} must be a number from ${min} to ${max}`);
     return n;
   };
-  const known = kinds.map((kind) => kind.name);
-  const chosen = values.kind === "all" ? known : (values.kind ?? "").split(",");
-  for (const name of chosen)
-    if (!simulators[name]) fail(`--kind ${name} is not one of ${known.join(", ")}, all`);
+  const chosen = values.kind === "all" ? kindNames : (values.kind ?? "").split(",");
+  const unknown = chosen.find((name) => !isKindName(name));
+  if (unknown !== undefined) fail(`--kind ${unknown} is not one of ${kindNames.join(", ")}, all`);
   if (values.transport !== "http" && values.transport !== "mqtt") fail("--transport must be http or mqtt");
   const backfill = values.backfill?.match(/^(\d+)([mhd])$/);
   if (values.backfill && !backfill) fail("--backfill takes a duration such as 30m, 12h or 7d");
   return {
-    kinds: chosen,
+    kinds: chosen.filter(isKindName),
     transport: values.transport as "http" | "mqtt",
     rate: number("rate", values.rate ?? "", 0.1),
     devices: Math.floor(number("devices", values.devices ?? "", 1)),
@@ -177,7 +176,7 @@ export async function simulate(
   const faker = new Faker({ locale: [en] });
   if (options.seed !== undefined) faker.seed(options.seed);
   const fleets = options.kinds.map((name) => {
-    const simulator = simulators[name] as Simulator;
+    const simulator = simulators[name];
     return { simulator, devices: simulator.devices(options.devices, faker), next: 0 };
   });
   let client: MqttClient | undefined;

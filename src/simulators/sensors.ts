@@ -1,5 +1,5 @@
 import { type City, cities, dailyCycle, localHour, peak, seasonalMean } from "./cities";
-import type { Simulator } from "./index";
+import { clamp, round, type Simulator } from "./simulator";
 
 interface SensorState {
   city: City;
@@ -73,14 +73,3 @@ export const sensorsSimulator: Simulator<SensorState> = {
     ]);
   },
 };
-
-function round(value: number, digits: number) {
-  const factor = 10 ** digits;
-  return Math.round(value * factor) / factor;
-}
-
-function clamp(value: number, min: number, max: number) {
-  return Math.min(max, Math.max(min, value));
-}
-
-export { clamp, round };

@@ -1,6 +1,5 @@
 import { type City, cities, localDay, localHour, peak } from "./cities";
-import type { Simulator } from "./index";
-import { round } from "./sensors";
+import { round, type Simulator } from "./simulator";
 
 interface StoreState {
   city: City;

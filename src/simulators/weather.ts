@@ -1,6 +1,5 @@
 import { type City, cities, dailyCycle, localHour, seasonalMean } from "./cities";
-import type { Simulator } from "./index";
-import { clamp, round } from "./sensors";
+import { clamp, round, type Simulator } from "./simulator";
 
 interface StationState {
   city: City;
