@@ -60,6 +60,10 @@ test("bun run build makes linux x64 and arm64 executables; the x64 one runs Slui
     return page.items.length === 1 && page;
   });
   expect(stored.items[0]?.data).toEqual({ temperature: 9.5 });
+  // The dashboard's page and scripts travel inside the executable.
+  const script = await fetch(`${url}/dashboard/app.js`);
+  expect(script.headers.get("content-type")).toStartWith("text/javascript");
+  expect(await script.text()).toContain('from "./chart.js"');
   proc.kill("SIGTERM");
   expect(await proc.exited).toBe(0);
 }, 120_000);

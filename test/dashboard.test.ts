@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { type Browser, chromium } from "playwright-core";
+import { readdirSync } from "node:fs";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { kinds } from "../src/kinds";
 import type { Runtime } from "../src/runtime";
 import { eventually, freePort, post, startRuntime, testKey } from "./helpers";
 
@@ -8,13 +10,139 @@ let runtime: Runtime;
 let server: ReturnType<typeof Bun.serve>;
 let browser: Browser;
 
+/** Three flights of two airlines: each reports every ten minutes, first as scheduled, then in the air. */
+const royalAirMaroc = { name: "Royal Air Maroc", iata: "AT", icao: "RAM" };
+const airFrance = { name: "Air France", iata: "AF", icao: "AFR" };
+const flightPlan = [
+  {
+    airline: royalAirMaroc,
+    number: "200",
+    from: "CMN",
+    to: "JFK",
+    takeOffAgo: 300,
+    delay: 15,
+    duration: 470,
+  },
+  { airline: royalAirMaroc, number: "970", from: "CMN", to: "YUL", takeOffAgo: 200, delay: 5, duration: 450 },
+  { airline: airFrance, number: "1396", from: "CDG", to: "CMN", takeOffAgo: 90, delay: 35, duration: 185 },
+];
+const iso = (ms: number) => new Date(ms).toISOString();
+const scheduledOff = (flight: (typeof flightPlan)[number], now: number) =>
+  now - (flight.takeOffAgo + flight.delay) * 60_000;
+const flightId = (flight: (typeof flightPlan)[number], now: number) =>
+  `${flight.airline.iata}${flight.number}-${iso(scheduledOff(flight, now)).slice(0, 10)}`;
+
+/** A flight's status `minutes` before `now`, shaped like the flights kind's example. */
+function flightStatus(flight: (typeof flightPlan)[number], now: number, minutes: number) {
+  const scheduled = scheduledOff(flight, now);
+  const airborne = flight.takeOffAgo - minutes; // minutes since take-off, negative before it
+  // Before take-off the departure delay is an estimate that creeps up to the real one; in the air the
+  // arrival delay shrinks a little as the crew makes up time.
+  const departureDelay = airborne >= 0 ? flight.delay : Math.max(0, Math.round(flight.delay + airborne / 20));
+  const arrivalDelay = Math.round(departureDelay - Math.max(0, airborne) / 25);
+  const code = `${flight.airline.iata}${flight.number}`;
+  return {
+    flightId: flightId(flight, now),
+    ts: iso(now - minutes * 60_000),
+    flightDate: iso(scheduled).slice(0, 10),
+    status: airborne >= 0 ? "active" : "scheduled",
+    airline: flight.airline,
+    flight: { number: flight.number, iata: code, icao: `${flight.airline.icao}${flight.number}` },
+    departure: {
+      iata: flight.from,
+      scheduled: iso(scheduled),
+      ...(airborne >= 0
+        ? { actual: iso(now - flight.takeOffAgo * 60_000) }
+        : { estimated: iso(scheduled + departureDelay * 60_000) }),
+      delay: departureDelay,
+    },
+    arrival: {
+      iata: flight.to,
+      scheduled: iso(scheduled + flight.duration * 60_000),
+      estimated: iso(scheduled + (flight.duration + arrivalDelay) * 60_000),
+      delay: arrivalDelay,
+    },
+    ...(airborne >= 0
+      ? {
+          live: {
+            latitude: 34 + airborne / 60,
+            longitude: -8 - airborne / 20,
+            // A climb to cruise, then a step climb after an hour.
+            altitude: Math.round(Math.min(10_700, 150 + airborne * 550) + (airborne > 60 ? 600 : 0)),
+            speed: Math.round(airborne < 25 ? 350 + airborne * 20 : 870 + 15 * Math.sin(airborne / 40)),
+            heading: 290,
+            onGround: false,
+          },
+        }
+      : {}),
+  };
+}
+
+/** Everything that would show in the page's console: errors, uncaught exceptions, failed requests. */
+function watch(page: Page) {
+  const problems: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("requestfailed", (request) =>
+    problems.push(`failed: ${request.url()} ${request.failure()?.errorText}`),
+  );
+  page.on("response", (response) => {
+    if (response.status() >= 400) problems.push(`${response.status()}: ${response.url()}`);
+  });
+  return problems;
+}
+
+/** The dashboard, logged in, once it has drawn its first chart. */
+async function openDashboard() {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  const problems = watch(page);
+  const requests: string[] = [];
+  page.on("request", (request) => requests.push(request.url()));
+  await page.goto(`${server.url.href}dashboard#key=${testKey}`);
+  await page.waitForFunction(`document.querySelectorAll("#chart path.series").length > 0`, null, {
+    timeout: 20_000,
+  });
+  return { page, problems, requests };
+}
+
+const legend = `JSON.stringify([...document.querySelectorAll("#legend span")].map((span) => span.textContent))`;
+
+/** Waits until the legend names exactly these series, in this order. */
+async function waitForLegend(page: Page, names: string[]) {
+  const wanted = JSON.stringify(names);
+  try {
+    await page.waitForFunction(`${legend} === ${JSON.stringify(wanted)}`, null, { timeout: 10_000 });
+  } catch {
+    throw new Error(`the legend shows ${await page.evaluate(legend)}, not ${wanted}`);
+  }
+}
+
+/** The query strings of the requests made to a path. */
+const asked = (requests: string[], path: string) =>
+  requests
+    .map((url) => new URL(url))
+    .filter((url) => url.pathname === path)
+    .map((url) => url.searchParams);
+
+const title = (page: Page) => page.locator("#chart text.title").textContent();
+
+/** The points drawn, as the page put them: bucket start and value. */
+const drawnPoints = (page: Page) =>
+  page.evaluate(
+    `[...document.querySelectorAll("#chart circle.point")].map((c) => [c.dataset.at, Number(c.dataset.value)])`,
+  ) as Promise<[string, number][]>;
+
 beforeAll(async () => {
   runtime = await startRuntime();
   server = Bun.serve({ port: await freePort(), hostname: "127.0.0.1", fetch: runtime.app.fetch });
-  // Six hours of readings in two cities and two stores, so that hourly charts have lines to draw.
+  // Six hours of readings in two cities and two stores, and of three flights of two airlines, so that hourly
+  // charts have lines to draw.
   const now = Date.now();
   const sensors = [];
   const traffic = [];
+  const flights = [];
   for (let minutes = 360; minutes >= 0; minutes -= 10) {
     const ts = new Date(now - minutes * 60_000).toISOString();
     const wave = Math.sin(minutes / 60);
@@ -38,13 +166,16 @@ beforeAll(async () => {
       { storeId: "store-a", ts, visitorsIn: 30 + Math.round(10 * wave), transactions: 8 },
       { storeId: "store-b", ts, visitorsIn: 12, transactions: 2 },
     );
+    for (const flight of flightPlan) flights.push(flightStatus(flight, now, minutes));
   }
   expect((await post(runtime, "/v1/sensors/readings", sensors)).status).toBe(202);
   expect((await post(runtime, "/v1/traffic/counts", traffic)).status).toBe(202);
+  expect((await post(runtime, "/v1/flights/statuses", flights)).status).toBe(202);
   expect(
     (await post(runtime, "/v1/sensors/readings", { deviceId: "casa-1", ts: now, humidity: 140 })).status,
   ).toBe(422);
-  await eventually(() => (runtime.sink?.stats.records ?? 0) >= sensors.length + traffic.length, 30_000);
+  const stored = sensors.length + traffic.length + flights.length;
+  await eventually(() => (runtime.sink?.stats.records ?? 0) >= stored, 30_000);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -66,22 +197,19 @@ afterAll(async () => {
 }, 30_000);
 
 test("the dashboard draws posted data live, the chooser changes it, and the key stays out of the URL", async () => {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-  const requests: string[] = [];
-  page.on("request", (request) => requests.push(request.url()));
-  await page.goto(`${server.url.href}dashboard#key=${testKey}`);
+  const { page, problems, requests } = await openDashboard();
 
-  // Temperature per city: one line each for Casablanca and Paris.
-  await page.waitForFunction(`document.querySelectorAll("#chart path.series").length === 2`, null, {
-    timeout: 20_000,
-  });
-  expect(await page.locator("#legend").textContent()).toContain("Casablanca");
-  expect(await page.locator("#legend").textContent()).toContain("Paris");
+  // The first kind, temperature per city: one line each for Casablanca and Paris.
+  await waitForLegend(page, ["Casablanca", "Paris"]);
+  expect(await page.locator("#chart path.series").count()).toBe(2);
   const points = await page.locator("#chart path.series").first().getAttribute("d");
   expect((points?.match(/L/g) ?? []).length).toBeGreaterThanOrEqual(5);
+  expect(await title(page)).toBe("temperature (°C) · avg per 1h bucket");
   expect(page.url()).not.toContain(testKey);
   expect(await page.evaluate(`sessionStorage.getItem("sluice-key")`)).toBe(testKey);
   expect(requests.some((url) => url.includes(testKey))).toBe(false);
+  // Each city is one request naming its devices.
+  expect(asked(requests, "/v1/sensors/aggregates").map((query) => query.get("deviceId"))).toContain("casa-1");
 
   // The dead letter shows with its reason.
   await page.waitForFunction(
@@ -102,22 +230,117 @@ test("the dashboard draws posted data live, the chooser changes it, and the key 
     await page.screenshot({ path: `${import.meta.dir}/../docs/dashboard.png`, fullPage: true });
   }
 
-  // Choose the stores: their lines replace the cities'.
+  // Choose the stores: they have no group, so their lines replace the cities'; counts start on their sum.
   await page.selectOption("#kind", "traffic");
-  await page.waitForFunction(`document.querySelector("#legend")?.textContent?.includes("store-a")`, null, {
-    timeout: 10_000,
-  });
-  expect(await page.locator("#chart path.series").count()).toBe(2);
+  await waitForLegend(page, ["store-a", "store-b"]);
+  expect(await page.locator("#group option").allTextContents()).toEqual(["per source", "all together"]);
+  expect(await page.locator("#stat").inputValue()).toBe("sum");
+  expect(await title(page)).toBe("visitorsIn (visitors) · sum per 1h bucket");
   await page.selectOption("#metric", "conversionRate");
   await page.waitForFunction(
-    `document.querySelector("#chart text")?.textContent?.startsWith("conversionRate")`,
+    `document.querySelector("#chart text")?.textContent?.startsWith("conversionRate (ratio)")`,
     null,
     {
       timeout: 10_000,
     },
   );
+  expect(await page.locator("#stat").isDisabled()).toBe(true);
+  expect(problems).toEqual([]);
   await page.close();
 }, 90_000);
+
+test("flights: one line per airline or per flight, the Only filter, and delays in minutes", async () => {
+  const { page, problems, requests } = await openDashboard();
+  await page.selectOption("#kind", "flights");
+  expect(await page.locator("#group option").allTextContents()).toEqual([
+    "per airline",
+    "per source",
+    "all together",
+  ]);
+  await page.selectOption("#group", { label: "per airline" });
+  await waitForLegend(page, ["Air France", "Royal Air Maroc"]);
+  expect(await page.locator("#chart path.series").count()).toBe(2);
+
+  // The airline's line is the server's answer for its flights, asked for together.
+  const now = Date.now();
+  const royal = flightPlan.filter((flight) => flight.airline === royalAirMaroc).map((f) => flightId(f, now));
+  const flightsAsked = asked(requests, "/v1/flights/aggregates").map((query) => query.get("flightId"));
+  expect(flightsAsked).toContain(royal.sort().join(","));
+
+  await page.selectOption("#group", { label: "per source" });
+  await waitForLegend(page, flightPlan.map((flight) => flightId(flight, now)).sort());
+  expect(await page.locator("#chart path.series").count()).toBe(3);
+
+  await page.selectOption("#group", { label: "per airline" });
+  await waitForLegend(page, ["Air France", "Royal Air Maroc"]);
+  await page.selectOption("#only", "Royal Air Maroc");
+  await waitForLegend(page, ["Royal Air Maroc"]);
+  expect(await page.locator("#chart path.series").count()).toBe(1);
+  await page.selectOption("#only", "");
+  await waitForLegend(page, ["Air France", "Royal Air Maroc"]);
+
+  await page.selectOption("#metric", "altitude");
+  await page.waitForFunction(`document.querySelector("#chart text.title")?.textContent?.includes("(m)")`);
+  await page.selectOption("#metric", "departureDelay");
+  await page.waitForFunction(
+    `document.querySelector("#chart text.title")?.textContent === "departureDelay (min) · avg per 1h bucket"`,
+    null,
+    { timeout: 10_000 },
+  );
+  await waitForLegend(page, ["Air France", "Royal Air Maroc"]);
+  // The y axis: round steps, and the unit beside it.
+  const ticks = (await page.evaluate(
+    `[...document.querySelectorAll("#chart text[text-anchor=end]")].map((t) => Number(t.textContent))`,
+  )) as number[];
+  expect(ticks.length).toBeGreaterThanOrEqual(3);
+  const step = (ticks[1] ?? 0) - (ticks[0] ?? 0);
+  expect([1, 2, 5, 10, 20, 50]).toContain(step);
+  expect(ticks.every((tick) => tick % step === 0)).toBe(true);
+  expect(await page.locator("#chart text[transform]").textContent()).toBe("min");
+  expect(problems).toEqual([]);
+  await page.close();
+}, 90_000);
+
+test("all together, the conversion rate drawn is the server's for the same bucket", async () => {
+  const { page, problems, requests } = await openDashboard();
+  await page.selectOption("#kind", "traffic");
+  await page.selectOption("#group", { label: "all together" });
+  await page.selectOption("#metric", "conversionRate");
+  await waitForLegend(page, ["all together"]);
+  await page.waitForFunction(
+    `document.querySelector("#chart text.title")?.textContent?.startsWith("conversionRate")`,
+  );
+  const drawn = await drawnPoints(page);
+  expect(drawn.length).toBeGreaterThanOrEqual(5);
+  const from = drawn[0]?.[0] ?? "";
+  const answer = (await (
+    await runtime.app.request(`/v1/traffic/aggregates?bucket=1h&from=${encodeURIComponent(from)}`)
+  ).json()) as { items: { bucketStart: string; conversionRate: number | null }[] };
+  const served = new Map(answer.items.map((item) => [item.bucketStart, item.conversionRate]));
+  for (const [at, value] of drawn) expect(served.get(at)).toBe(value);
+  // One request for it, without groupBy.
+  expect(asked(requests, "/v1/traffic/aggregates").at(-1)?.has("groupBy")).toBe(false);
+  expect(problems).toEqual([]);
+  await page.close();
+}, 90_000);
+
+test("the page and its scripts name no kind, source field, metric, derived value or group of the registry", async () => {
+  const folder = `${import.meta.dir}/../src/dashboard`;
+  const files = readdirSync(folder);
+  expect(files).toContain("app.js");
+  const page = (await Promise.all(files.map((file) => Bun.file(`${folder}/${file}`).text())))
+    .join("\n")
+    .toLowerCase();
+  const names = kinds.flatMap((kind) => [
+    kind.name,
+    kind.sourceField,
+    ...kind.metrics.flatMap((metric) => [metric.name, metric.path.join(".")]),
+    ...Object.keys(kind.derived),
+    ...(kind.group ? [kind.group.path.join(".")] : []),
+  ]);
+  expect(names.length).toBeGreaterThan(20);
+  expect([...new Set(names)].filter((name) => page.includes(name.toLowerCase()))).toEqual([]);
+});
 
 test("without a key, or with a refused one, it asks for one", async () => {
   const page = await browser.newPage();

@@ -17,7 +17,7 @@ function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) return sourceFiles(path);
-    return /\.(ts|cts|htm)$/.test(name) ? [path] : [];
+    return /\.(ts|cts|js|htm)$/.test(name) ? [path] : [];
   });
 }
 

@@ -1,5 +1,8 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import app from "../dashboard/app.js" with { type: "text" };
+import chart from "../dashboard/chart.js" with { type: "text" };
 import page from "../dashboard/page.htm" with { type: "text" };
+import panels from "../dashboard/panels.js" with { type: "text" };
 import type { Ingest } from "../ingest/pipeline";
 import { FieldErrorSchema, problemResponses } from "../problem";
 import { viaSchema } from "../record";
@@ -37,8 +40,15 @@ const deadLettersRoute = createRoute({
   },
 });
 
-/** The live dashboard: one page, no build step, reading only the public API with the user's key. */
-export function registerDashboard(app: OpenAPIHono, deps: { ingest: Ingest }) {
-  app.get("/dashboard", (c) => c.html(page));
-  app.openapi(deadLettersRoute, (c) => c.json({ items: deps.ingest.recent() }, 200));
+const scripts: Record<string, string> = { "app.js": app, "chart.js": chart, "panels.js": panels };
+
+/** The live dashboard: one page and its scripts, no build step, reading only the public API with the user's key. */
+export function registerDashboard(router: OpenAPIHono, deps: { ingest: Ingest }) {
+  router.get("/dashboard", (c) => c.html(page));
+  router.get("/dashboard/:script{[a-z]+\\.js}", (c) => {
+    const script = scripts[c.req.param("script")];
+    if (script === undefined) return c.notFound();
+    return c.body(script, 200, { "content-type": "text/javascript; charset=utf-8" });
+  });
+  router.openapi(deadLettersRoute, (c) => c.json({ items: deps.ingest.recent() }, 200));
 }

@@ -9,8 +9,8 @@ export function registerDocs(app: OpenAPIHono) {
       title: "Sluice",
       version: pkg.version,
       description:
-        "Edge ingestion gateway: devices post sensor readings, foot-traffic counts and weather observations; " +
-        "Sluice validates them and acknowledges once they are in Kafka.",
+        "Edge ingestion gateway: devices post sensor readings, foot-traffic counts, weather observations and " +
+        "flight statuses; Sluice validates them and acknowledges once they are in Kafka.",
     },
   });
   app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Sluice API" }));

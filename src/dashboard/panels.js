@@ -1,0 +1,68 @@
+// The panels above the chart: rates, dead letters, sink lag and produce time from /metrics, and the latest
+// dead letters.
+import { escapeHtml } from "./chart.js";
+
+const $ = (id) => document.getElementById(id);
+
+// Prometheus text: name{labels} value → [{ name, labels, value }]
+function parseMetrics(text) {
+  return text
+    .split("\n")
+    .filter((line) => line && !line.startsWith("#"))
+    .map((line) => {
+      const match = line.match(/^(\w+)(?:\{(.*)\})?\s+(\S+)$/);
+      if (!match) return undefined;
+      const labels = Object.fromEntries(
+        [...(match[2] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]),
+      );
+      return { name: match[1], labels, value: Number(match[3]) };
+    })
+    .filter(Boolean);
+}
+const total = (samples, name, filter = () => true) =>
+  samples.filter((s) => s.name === name && filter(s.labels)).reduce((sum, s) => sum + s.value, 0);
+
+let previous;
+export async function refreshMetrics(api) {
+  const samples = parseMetrics(await api("/metrics"));
+  const now = performance.now();
+  const accepted = {};
+  for (const s of samples.filter((s) => s.name === "sluice_records_accepted_total")) {
+    accepted[`${s.labels.kind} · ${s.labels.transport}`] = s.value;
+  }
+  const dead = total(samples, "sluice_dead_letters_total");
+  if (previous) {
+    const seconds = (now - previous.at) / 1000;
+    const rows = Object.entries(accepted).map(([name, value]) => [
+      name,
+      (value - (previous.accepted[name] ?? 0)) / seconds,
+    ]);
+    $("rate-total").textContent = rows.reduce((sum, [, rate]) => sum + rate, 0).toFixed(1);
+    $("rates").innerHTML = rows
+      .map(([name, rate]) => `<tr><td>${escapeHtml(name)}</td><td>${rate.toFixed(1)}</td></tr>`)
+      .join("");
+    $("dead-rate").textContent = ((dead - previous.dead) / seconds).toFixed(2);
+  }
+  previous = { at: now, accepted, dead };
+  const reasons = samples
+    .filter((s) => s.name === "sluice_dead_letters_total")
+    .map((s) => `${s.labels.reason}: ${s.value}`);
+  $("dead-reasons").textContent = reasons.join(" · ");
+  $("lag").textContent = String(total(samples, "sluice_sink_lag_records"));
+  $("rows").textContent = `${total(samples, "sluice_sink_rows_written_total")} rows stored`;
+  const count = total(samples, "sluice_kafka_produce_duration_seconds_count");
+  const sum = total(samples, "sluice_kafka_produce_duration_seconds_sum");
+  $("produce").textContent = count ? `${((sum / count) * 1000).toFixed(1)} ms` : "–";
+  $("memory").textContent =
+    `memory ${(total(samples, "sluice_process_resident_memory_bytes") / 2 ** 20).toFixed(0)} MiB`;
+}
+
+export async function refreshDeadLetters(api) {
+  const { items } = await api("/v1/deadletters");
+  const rows = items.slice(0, 12).map((item) => {
+    const error = item.errors[0] ? `${item.errors[0].path || "(record)"}: ${item.errors[0].message}` : "";
+    return `<tr><td>${new Date(item.receivedAt).toLocaleTimeString()}</td><td>${escapeHtml(item.kind ?? "")}</td><td>${item.via}</td><td>${item.reason}</td><td>${escapeHtml(error)}</td></tr>`;
+  });
+  $("dead").innerHTML =
+    `<tr><th>received</th><th>kind</th><th>via</th><th>reason</th><th>first error</th></tr>${rows.join("")}`;
+}
