@@ -172,7 +172,9 @@ for (const kind of kinds) {
       const invalid = { ...example(kind, `conformance-${kind.name}-bad`, base), unexpectedField: 1 };
       const response = await post(runtime, paths.records, invalid);
       expect(response.status).toBe(422);
-      const problem = (await response.json()) as { errors: { path: string }[] };
+      const problem = (await response.json()) as {
+        errors: { index?: number; path: string; message: string }[];
+      };
       expect(problem.errors).toContainEqual({ index: 0, path: "unexpectedField", message: "unknown field" });
       const letter = await topics.waitFor((all) =>
         all.find(
@@ -189,11 +191,11 @@ for (const kind of kinds) {
     if (alternate) {
       test(`${alternate.title}, posted as its API sends it twice, is stored once and aggregated`, async () => {
         const body = alternate.example(new Date(base + 40 * MINUTE));
-        const answers = [];
+        const answers: string[] = [];
         for (let i = 0; i < 2; i++) {
           const response = await post(runtime, paths.records, body);
           expect(response.status).toBe(202);
-          answers.push(((await response.json()) as { ids: string[] }).ids[0]);
+          answers.push(((await response.json()) as { ids: string[] }).ids[0] as string);
         }
         expect(answers[0]).toBe(answers[1]);
         const envelope = await topics.waitFor((all) =>

@@ -193,4 +193,124 @@ describe("realistic data", () => {
     });
     expect(response.status).toBe(202);
   });
+
+  interface FlightEndpoint {
+    iata: string;
+    delay: number | null;
+    scheduled: string;
+  }
+  interface FlightItem {
+    flight_date: string;
+    flight_status: string;
+    departure: FlightEndpoint;
+    arrival: FlightEndpoint;
+    flight: { iata: string };
+    aircraft: { icao: string };
+    live: { altitude: number; speed_horizontal: number; is_ground: boolean } | null;
+  }
+  /** An aircraft's readings from `from` for `hours`, grouped by flight (its source id), in flying order. */
+  const flightsOf = (device: Device, random: Faker, from: number, hours: number, everyMinutes: number) => {
+    const legs = new Map<string, FlightItem[]>();
+    for (let at = from; at < from + hours * 3_600_000; at += everyMinutes * 60_000) {
+      const body = simulators.flights.reading(device, new Date(at), random) as unknown as FlightItem;
+      expect(device.sourceId).toBe(`${body.flight.iata}-${body.flight_date}`);
+      legs.set(device.sourceId, [...(legs.get(device.sourceId) ?? []), body]);
+    }
+    return [...legs.values()];
+  };
+
+  test("flights: an aircraft flies leg after leg, climbing to cruise and landing, each under its flight id", () => {
+    const { device, random } = first("flights", 11);
+    const legs = flightsOf(device, random, utc(20, 0).getTime(), 24, 5);
+    legs.slice(1).forEach((readings, i) => {
+      expect(readings[0]?.departure.iata).toBe(legs[i]?.[0]?.arrival.iata as string);
+    });
+    const whole = legs.filter((readings) => readings.at(-1)?.flight_status === "landed");
+    expect(whole.length).toBeGreaterThanOrEqual(3);
+    for (const readings of whole) {
+      expect([...new Set(readings.map((reading) => reading.flight_status))]).toEqual([
+        "scheduled",
+        "active",
+        "landed",
+      ]);
+      for (const reading of readings) expect(reading.live === null).toBe(reading.flight_status !== "active");
+      const positions = readings.flatMap((reading) => (reading.live ? [reading.live] : []));
+      const altitudes = positions.map((live) => live.altitude);
+      const cruise = Math.max(...altitudes);
+      const top = altitudes.indexOf(cruise);
+      expect(cruise).toBeGreaterThan(9000);
+      // Up to the top of climb, then down again, with the wheels on the ground only at zero altitude.
+      const [climb, descent] = [altitudes.slice(0, top + 1), altitudes.slice(top)];
+      expect(climb).toEqual(climb.toSorted((a, b) => a - b));
+      expect(descent).toEqual(descent.toSorted((a, b) => b - a));
+      expect(positions.some((live) => live.is_ground)).toBe(true);
+      for (const live of positions) {
+        if (live.is_ground) expect(live.altitude).toBe(0);
+        if (live.is_ground) expect(live.speed_horizontal).toBeLessThan(40);
+        if (live.altitude === cruise) expect(live.speed_horizontal).toBeWithin(700, 1000);
+      }
+    }
+  });
+
+  test("flights: a late inbound makes the aircraft's next departure late", async () => {
+    const { aircraftTypes } = await import("../src/simulators/airports");
+    const carried: { previous: FlightItem; next: FlightItem; buffer: number }[] = [];
+    for (const seed of [1, 2, 3]) {
+      const random = faker(seed);
+      for (const device of simulators.flights.devices(10, random)) {
+        const legs = flightsOf(device, random, utc(10, 0).getTime(), 72, 10).map((readings) =>
+          readings.at(-1),
+        );
+        legs.slice(1).forEach((next, i) => {
+          const previous = legs[i];
+          if (!next || previous?.flight_status !== "landed" || next.flight_status === "cancelled") return;
+          const ground =
+            (Date.parse(next.departure.scheduled) - Date.parse(previous.arrival.scheduled)) / 60_000;
+          // The turnaround buffer: what of the scheduled ground time the aircraft can do without.
+          const buffer = ground - (aircraftTypes[next.aircraft.icao]?.minTurn ?? 0);
+          const late = (endpoint: FlightEndpoint) => (endpoint.delay ?? 0) > buffer;
+          if (ground < 6 * 60 && late(previous.departure) && late(previous.arrival))
+            carried.push({ previous, next, buffer });
+        });
+      }
+    }
+    expect(carried.length).toBeGreaterThan(5);
+    for (const { previous, next, buffer } of carried) {
+      expect(next.departure.delay).toBeGreaterThan(0);
+      expect(next.departure.delay).toBeGreaterThanOrEqual((previous.arrival.delay ?? 0) - buffer);
+    }
+  });
+
+  test("flights: a day of readings of every aircraft is accepted by the gateway, an invalid one refused", async () => {
+    const random = faker(5);
+    const devices = simulators.flights.devices(12, random);
+    const post = (body: unknown) =>
+      runtime.app.request("/v1/flights/statuses", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const now = Date.now();
+    const statuses = new Set<string>();
+    for (const device of devices) {
+      const readings = [];
+      for (let at = now - 25 * 3_600_000; at < now; at += 10 * 60_000) {
+        const reading = simulators.flights.reading(device, new Date(at), random);
+        statuses.add(reading.flight_status as string);
+        readings.push(reading);
+      }
+      const response = await post(readings);
+      expect(response.status).toBe(202);
+      const answer = (await response.json()) as { ids: string[]; rejected: unknown[] };
+      expect(answer.rejected).toEqual([]);
+      // The gateway's flight id, derived from the body, is the source id the MQTT topic would carry.
+      expect(answer.ids.at(-1)).toStartWith(`${device.sourceId}-`);
+    }
+    expect(statuses).toContain("active");
+    expect(statuses).toContain("landed");
+    for (let i = 0; i < 4; i++) {
+      const response = await post(simulators.flights.invalid(devices[i] as Device, new Date(now), random));
+      expect(response.status).toBe(422);
+    }
+  });
 });
