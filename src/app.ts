@@ -3,6 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import type { Authenticate } from "./auth/keys";
 import type { Cache } from "./cache/redis";
 import type { Config } from "./config";
+import type { Connectors } from "./connectors/runner";
 import { databaseError } from "./db/client";
 import type { Ingest } from "./ingest/pipeline";
 import { issuesToErrors } from "./ingest/validate";
@@ -12,6 +13,7 @@ import { ProblemError } from "./problem";
 import type { Aggregates } from "./query/aggregates";
 import type { Records } from "./query/records";
 import { registerAuth } from "./routes/auth";
+import { registerConnectors } from "./routes/connectors";
 import { registerDashboard } from "./routes/dashboard";
 import { registerDocs } from "./routes/docs";
 import { type Probe, registerHealth } from "./routes/health";
@@ -24,6 +26,8 @@ export interface AppDeps {
   logger: Logger;
   ingest: Ingest;
   records: Records;
+  /** The connectors this process runs, when its roles include them. */
+  connectors?: Connectors;
   aggregates: Aggregates;
   authenticate: Authenticate;
   cache: Cache;
@@ -101,6 +105,7 @@ export function createApp(deps: AppDeps) {
     registerIngest(app, deps);
     registerQuery(app, deps);
     registerKinds(app, deps);
+    registerConnectors(app, deps);
     registerDashboard(app, deps);
     registerDocs(app);
   }

@@ -17,7 +17,9 @@ const list = (fallback: string) =>
 export const configSchema = z.object({
   PORT: int(8080, 0).pipe(z.number().max(65535)),
   HOST: z.string().default("0.0.0.0"),
-  ROLES: list("gateway,sink").pipe(z.array(z.enum(["gateway", "sink"])).min(1)),
+  /** Empty: gateway and sink, and connectors when CONNECTORS_FILE is set. */
+  ROLES: list("").pipe(z.array(z.enum(["gateway", "sink", "connectors"]))),
+  CONNECTORS_FILE: z.string().optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 
   KAFKA_BROKERS: list("127.0.0.1:9092").pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/)).min(1)),
@@ -97,7 +99,13 @@ export class ConfigError extends Error {}
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const blanksRemoved = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
   const result = configSchema.safeParse(blanksRemoved);
-  if (result.success) return result.data;
+  if (result.success) {
+    const config = result.data;
+    if (config.ROLES.length === 0) {
+      config.ROLES = config.CONNECTORS_FILE ? ["gateway", "sink", "connectors"] : ["gateway", "sink"];
+    }
+    return config;
+  }
   const lines = result.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
   throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
 }

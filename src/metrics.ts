@@ -97,6 +97,24 @@ export function createMetrics() {
       labelNames: ["result"] as const,
       registers,
     }),
+    connectorPolls: new Counter({
+      name: "sluice_connector_polls_total",
+      help: "Connector polls, by outcome: ok, not-modified, failed, quota (spent until the next slot), skipped.",
+      labelNames: ["connector", "outcome"] as const,
+      registers,
+    }),
+    connectorRecords: new Counter({
+      name: "sluice_connector_records_total",
+      help: "Records connectors polled and Kafka acknowledged.",
+      labelNames: ["connector"] as const,
+      registers,
+    }),
+    connectorLastSuccess: new Gauge({
+      name: "sluice_connector_last_success_timestamp_seconds",
+      help: "When a connector last completed a poll, Unix time.",
+      labelNames: ["connector"] as const,
+      registers,
+    }),
     rateLimitRefusals: new Counter({
       name: "sluice_rate_limit_refusals_total",
       help: "Requests refused with 429.",

@@ -26,6 +26,10 @@ export const recordSchema = z.object({
   ts: z.iso.datetime().openapi({ description: "Measurement time, ISO 8601 in UTC." }),
   receivedAt: z.iso.datetime().openapi({ description: "When Sluice received it, ISO 8601 in UTC." }),
   via: viaSchema,
+  origin: z
+    .string()
+    .optional()
+    .openapi({ description: "The connector that polled it; absent for pushed records." }),
   data: z.record(z.string(), z.unknown()).openapi({ description: "The validated, normalised payload." }),
   flags: z.array(z.string()).openapi({
     description: "Quality flags (`<metric>:out-of-range`, `<metric>:stuck`); empty when plausible.",

@@ -3,6 +3,8 @@ import { createApp } from "./app";
 import { createAuthenticator } from "./auth/keys";
 import { createCache } from "./cache/redis";
 import type { Config } from "./config";
+import type { ConnectorConfig } from "./connectors/config";
+import { createConnectors } from "./connectors/runner";
 import { createDb } from "./db/client";
 import { createIngest } from "./ingest/pipeline";
 import { createKafka, ensureTopics } from "./kafka/client";
@@ -20,7 +22,7 @@ import { createSink, type SinkHooks } from "./sink/sink";
 export function createRuntime(
   config: Config,
   logger: Logger = createLogger(config.LOG_LEVEL),
-  options: { sinkHooks?: SinkHooks } = {},
+  options: { sinkHooks?: SinkHooks; connectors?: ConnectorConfig[] } = {},
 ) {
   const roles = new Set(config.ROLES);
   const kafka = createKafka(config, logger);
@@ -41,6 +43,16 @@ export function createRuntime(
     ? createSink({ config, kafka, db, cache, logger, metrics, hooks: options.sinkHooks })
     : undefined;
   const retention = roles.has("sink") ? startRetention({ config, db, logger }) : undefined;
+  const connectors = roles.has("connectors")
+    ? createConnectors({
+        connectors: options.connectors ?? [],
+        db,
+        client: postgres,
+        ingest,
+        logger,
+        metrics,
+      })
+    : undefined;
   const mqtt =
     roles.has("gateway") && config.MQTT_CONNECTIONS > 0
       ? createMqttIngress({ config, ingest, publisher, logger, metrics })
@@ -61,6 +73,7 @@ export function createRuntime(
       }
     }
     if (sink && !closed) await sink.start();
+    if (connectors && !closed) connectors.start();
   };
   const ready = prepare();
 
@@ -88,6 +101,7 @@ export function createRuntime(
     ingest,
     records,
     aggregates,
+    connectors,
     authenticate,
     cache,
     metrics,
@@ -102,6 +116,7 @@ export function createRuntime(
     ingest,
     mqtt,
     sink,
+    connectors,
     metrics,
     db,
     cache,
@@ -111,6 +126,7 @@ export function createRuntime(
     async close() {
       closed = true;
       retention?.stop();
+      await connectors?.stop();
       await mqtt?.close();
       await sink?.stop();
       await publisher.close();

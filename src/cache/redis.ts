@@ -112,12 +112,10 @@ export function createCache(url: string, keyPrefix: string, logger: Logger, metr
         if (!kept || kept.ts < record.ts) newest.set(record.sourceId, record);
       }
       if (newest.size === 0) return;
-      const args = [...newest.values()].flatMap(
-        ({ id, kind, sourceId, ts, receivedAt, via, data, flags }) => [
-          sourceId,
-          `${ts}${JSON.stringify({ id, kind, sourceId, ts, receivedAt, via, data, flags })}`,
-        ],
-      );
+      const args = [...newest.values()].flatMap((record) => [
+        record.sourceId,
+        `${record.ts}${JSON.stringify(record)}`,
+      ]);
       await safely(() => redis.eval(SET_IF_NEWER, 1, key("latest", kind), ...args));
     },
 

@@ -24,6 +24,7 @@ function toRecord(kind: Kind, row: KindTables["records"]["$inferSelect"]): Store
     ts: row.ts.toISOString(),
     receivedAt: row.receivedAt.toISOString(),
     via: row.via,
+    ...(row.origin === null ? {} : { origin: row.origin }),
     data: row.data,
     flags: row.flags,
   };

@@ -24,6 +24,18 @@ export const apiKeys = pgTable("api_keys", {
   revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
 });
 
+/** Calls each connector made in the current minute, day and month, so that quotas survive restarts. */
+export const connectorUsage = pgTable(
+  "connector_usage",
+  {
+    connector: text("connector").notNull(),
+    period: text("period").$type<"minute" | "day" | "month">().notNull(),
+    windowStart: timestamptz("window_start").notNull(),
+    calls: integer("calls").notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.connector, table.period] })],
+);
+
 /** `visitorsIn` → `visitors_in`: metric names as SQL column names. */
 export const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 
@@ -55,6 +67,8 @@ function buildTables(kind: Kind) {
       ts: timestamptz("ts").notNull(),
       receivedAt: timestamptz("received_at").notNull(),
       via: text("via").$type<Via>().notNull(),
+      /** The connector that polled it; null for records devices sent. */
+      origin: text("origin"),
       data: jsonb("data").$type<Record<string, unknown>>().notNull(),
       /** Why a record is suspect (`<metric>:out-of-range`, `<metric>:stuck`); empty when it is not. */
       flags: text("flags").array().notNull().default([]),
@@ -95,6 +109,7 @@ export function kindTables(kind: Kind): KindTables {
 /** Every table by a name of its own, for drizzle-kit (see drizzle-kit.cts). */
 export const allTables = {
   apiKeys,
+  connectorUsage,
   ...Object.fromEntries(
     [...tablesByKind].flatMap(([name, { records, rollups }]) => [
       [`${name}Records`, records],

@@ -44,8 +44,8 @@ function writeStatement(kind: Kind) {
   ]);
   return `
     with inserted as (
-      insert into ${recordsTable} (id, source_id, ts, received_at, via, data, flags)
-      select e->>0, e->>1, (e->>2)::timestamptz, (e->>3)::timestamptz, e->>4, e->5, (e->>6)::text[]
+      insert into ${recordsTable} (id, source_id, ts, received_at, via, data, flags, origin)
+      select e->>0, e->>1, (e->>2)::timestamptz, (e->>3)::timestamptz, e->>4, e->5, (e->>6)::text[], e->>7
       from jsonb_array_elements($1::jsonb) as e
       on conflict (id) do nothing
       returning source_id, ts, flags, ${values.join(", ")}
@@ -88,6 +88,7 @@ export async function writeBatch(db: Db, kind: Kind, batch: StoredRecord[]): Pro
     record.via,
     record.data,
     `{${record.flags.join(",")}}`,
+    record.origin ?? null,
   ]);
   const [before, after] = statement;
   const result = await db.execute<{ inserted: number }>(

@@ -112,6 +112,8 @@ export function createIngest(deps: { config: Config; publisher: Publisher; logge
       receivedAt,
       receivedAtIso: receivedAt.toISOString(),
       sourceId: options.sourceId,
+      // A polled record names its connector; a pushed one's origin (content type, MQTT topic) is for dead letters.
+      origin: options.via === "poll" ? options.origin : undefined,
     };
     const { envelopes, rejections } = validateItems(kind, items, context);
     const topic = kindTopic(prefix, kind.name);

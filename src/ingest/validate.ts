@@ -19,6 +19,8 @@ export interface ValidationContext {
   maxAgeMs: number;
   /** Set when the transport names the source (an MQTT topic); the payload must agree with it. */
   sourceId?: string;
+  /** The connector that polled the records. */
+  origin?: string;
 }
 
 /** `location.lat`, `weather[0].description`; the empty string for the record itself. */
@@ -98,6 +100,7 @@ export function validateItem(
       ts: new Date(measuredAt).toISOString(),
       receivedAt: context.receivedAtIso,
       via: context.via,
+      ...(context.origin === undefined ? {} : { origin: context.origin }),
       data,
     },
   };

@@ -14,6 +14,9 @@ const usage = `usage: bun run simulate [options]
   --invalid-ratio <0..1>               share of payloads that must be refused (default 0)
   --seed <n>                           repeatable data
   --backfill <e.g. 7d, 12h>            first write this much history, as fast as the gateway takes it
+  --serve openweather|aviationstack|store  instead, serve that external API over HTTP until Ctrl-C, with
+      [--port <n>] [--host <h>] [--api-key <k>] [--per-minute <n>] [--per-month <n>] [--devices <n>] [--seed <n>]
+      (the key may come from SIMULATED_API_KEY instead of --api-key)
 environment: SLUICE_URL (http://127.0.0.1:8080), API_KEY, MQTT_URL (mqtt://127.0.0.1:1883), MQTT_TOPIC_PREFIX (sluice/v1)`;
 
 /** The environment variables the simulators read. */
@@ -271,6 +274,10 @@ export async function simulate(
 }
 
 export async function runSimulateCommand(argv: string[]) {
+  if (argv.some((arg) => arg === "--serve" || arg.startsWith("--serve="))) {
+    const { runServeCommand } = await import("./apis/serve");
+    return runServeCommand(argv, usage);
+  }
   let options: SimulateOptions;
   try {
     options = parseSimulateArgs(argv);

@@ -1740,6 +1740,71 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/connectors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The pull connectors this process runs, and the state of each (needs read:* or admin) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Each connector of CONNECTORS_FILE; empty when this process does not run the connectors role. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Connectors"];
+                    };
+                };
+                /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/deadletters": {
         parameters: {
             query?: never;
@@ -2258,6 +2323,8 @@ export interface components {
             receivedAt: string;
             /** @enum {string} */
             via: "http" | "mqtt" | "poll";
+            /** @description The connector that polled it; absent for pushed records. */
+            origin?: string;
             data: components["schemas"]["SensorReadingData"];
             /** @description Quality flags (`<metric>:out-of-range`, `<metric>:stuck`); empty when plausible. */
             flags: string[];
@@ -2331,6 +2398,8 @@ export interface components {
             receivedAt: string;
             /** @enum {string} */
             via: "http" | "mqtt" | "poll";
+            /** @description The connector that polled it; absent for pushed records. */
+            origin?: string;
             data: components["schemas"]["TrafficCountData"];
             /** @description Quality flags (`<metric>:out-of-range`, `<metric>:stuck`); empty when plausible. */
             flags: string[];
@@ -2391,6 +2460,8 @@ export interface components {
             receivedAt: string;
             /** @enum {string} */
             via: "http" | "mqtt" | "poll";
+            /** @description The connector that polled it; absent for pushed records. */
+            origin?: string;
             data: components["schemas"]["WeatherObservationData"];
             /** @description Quality flags (`<metric>:out-of-range`, `<metric>:stuck`); empty when plausible. */
             flags: string[];
@@ -2460,6 +2531,8 @@ export interface components {
             receivedAt: string;
             /** @enum {string} */
             via: "http" | "mqtt" | "poll";
+            /** @description The connector that polled it; absent for pushed records. */
+            origin?: string;
             data: components["schemas"]["FlightStatusData"];
             /** @description Quality flags (`<metric>:out-of-range`, `<metric>:stuck`); empty when plausible. */
             flags: string[];
@@ -2616,6 +2689,43 @@ export interface components {
             formats: {
                 title: string;
                 description: string;
+            }[];
+        };
+        Connectors: {
+            items: components["schemas"]["Connector"][];
+        };
+        Connector: {
+            name: string;
+            /** @enum {string} */
+            type: "openweather" | "aviationstack" | "http";
+            kind: string;
+            /** @description A duration (10m) or a cron expression (0 * * * *). */
+            every: string;
+            /**
+             * @description standby: another instance of the deployment holds this connector and polls it.
+             * @enum {string}
+             */
+            state: "idle" | "polling" | "waiting-quota" | "standby";
+            /** @description The next slot. */
+            nextRun: string | null;
+            /** @description When the last poll started. */
+            lastRun: string | null;
+            /** @description When a poll last completed. */
+            lastSuccess: string | null;
+            /**
+             * @description Why the last poll failed; null once one succeeds.
+             * @example null
+             */
+            lastError: string | null;
+            /** @description Records the last successful poll sent to Kafka. */
+            lastRecords: number;
+            quota: {
+                /** @enum {string} */
+                period: "minute" | "day" | "month";
+                limit: number;
+                used: number;
+                left: number;
+                resetsAt: string;
             }[];
         };
         RecentDeadLetters: {
