@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole pipeline on this machine, fed by simulators of every kind. Installs what is missing (Bun from
-# npm, the locked dependencies, Kafka's jars), starts Kafka and Mosquitto, then Sluice (migrations, gateway
-# and sink), then the simulators. Ctrl-C stops everything it started.
+# npm, the locked dependencies, Kafka's jars), starts Kafka and Mosquitto, the simulated APIs the connectors
+# poll, then Sluice (migrations, gateway, sink, connectors), then the device simulators. Ctrl-C stops
+# everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -14,12 +15,6 @@ random() { head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9'; }
 export MQTT_GATEWAY_PASSWORD=${MQTT_GATEWAY_PASSWORD:-$(random)} MQTT_SIMULATOR_PASSWORD=${MQTT_SIMULATOR_PASSWORD:-$(random)}
 bash scripts/mosquitto.sh start
 
-export PORT=${PORT:-8080}
-# A key for this run (full access), unless you bring your own; the simulators use it too.
-export API_KEYS=${API_KEYS:-sk_local_$(random)}
-export API_KEY=${API_KEY:-${API_KEYS%%,*}}
-export MQTT_URL=${MQTT_URL:-mqtt://127.0.0.1:${MQTT_PORT:-1884}}
-export SLUICE_URL=http://127.0.0.1:$PORT
 pids=()
 cleanup() {
   trap - INT TERM EXIT
@@ -31,8 +26,43 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# The APIs the connectors poll: the real OpenWeather and AviationStack when their keys are set, otherwise the
+# project's simulated ones (same shapes, fed by the simulators) on local ports.
+mkdir -p .cache
+api_key=$(random)
+serve() {
+  SIMULATED_API_KEY=$api_key bun run src/main.ts simulate --serve "$1" --port "$2" >".cache/api-$1.log" 2>&1 &
+  pids+=($!)
+}
+if [ -n "${OPENWEATHER_API_KEY:-}" ]; then owm_base=https://api.openweathermap.org; owm_every=10m
+else serve openweather 8091; owm_base=http://127.0.0.1:8091; owm_every=1m; export OPENWEATHER_API_KEY=$api_key; fi
+if [ -n "${AVIATIONSTACK_API_KEY:-}" ]; then avs_base=${AVIATIONSTACK_BASE_URL:-https://api.aviationstack.com}; avs_every=8h
+else serve aviationstack 8092; avs_base=http://127.0.0.1:8092; avs_every=2m; export AVIATIONSTACK_API_KEY=$api_key; fi
+serve store 8093
+export SHOP_TOKEN=$api_key
+export CONNECTORS_FILE=${CONNECTORS_FILE:-$PWD/.cache/connectors.yaml}
+[ -f "$CONNECTORS_FILE" ] && [ "$CONNECTORS_FILE" != "$PWD/.cache/connectors.yaml" ] || cat >"$CONNECTORS_FILE" <<YAML
+# Written by scripts/up.sh; see deploy/connectors/connectors.example.yaml for every option.
+connectors:
+  - { name: owm, type: openweather, every: $owm_every, baseUrl: "$owm_base", apiKey: "\${OPENWEATHER_API_KEY}",
+      maxPerMinute: 60, locations: [{ id: 2553604 }, { q: "Paris,FR" }, { id: 2538475 }, { lat: 14.69, lon: -17.44 }] }
+  - { name: flights, type: aviationstack, every: $avs_every, baseUrl: "$avs_base", apiKey: "\${AVIATIONSTACK_API_KEY}",
+      limit: 100, maxPages: 3, maxPerMonth: 100 }
+  - { name: store-api, type: http, kind: traffic, every: 1m, url: "http://127.0.0.1:8093/visitors",
+      headers: { authorization: "Bearer \${SHOP_TOKEN}" }, query: { hours: 1 }, items: data,
+      pagination: { type: cursor, path: next_cursor, param: cursor } }
+YAML
+
+export PORT=${PORT:-8080}
+# A key for this run (full access), unless you bring your own; the simulators use it too.
+export API_KEYS=${API_KEYS:-sk_local_$(random)}
+export API_KEY=${API_KEY:-${API_KEYS%%,*}}
+export MQTT_URL=${MQTT_URL:-mqtt://127.0.0.1:${MQTT_PORT:-1884}}
+export SLUICE_URL=http://127.0.0.1:$PORT
+
 MQTT_USERNAME=sluice-gateway MQTT_PASSWORD=$MQTT_GATEWAY_PASSWORD bun run src/main.ts start &
-pids+=($!)
+gateway=$!
+pids+=("$gateway")
 for _ in $(seq 1 120); do curl -sf "$SLUICE_URL/readyz" >/dev/null && break; sleep 0.5; done
 curl -sf "$SLUICE_URL/readyz" >/dev/null || { echo "Sluice did not become ready"; exit 1; }
 
@@ -47,7 +77,8 @@ pids+=($!)
 
 cat <<MSG
 
-Sluice is running, fed by simulators (logs in .cache/simulate-*.log).
+Sluice is running, fed by simulators (logs in .cache/simulate-*.log) and polling the APIs of
+$CONNECTORS_FILE (simulated ones unless OPENWEATHER_API_KEY / AVIATIONSTACK_API_KEY are set).
   API reference   $SLUICE_URL/docs        (OpenAPI: $SLUICE_URL/openapi.json)
   Dashboard       $SLUICE_URL/dashboard#key=$API_KEY
   Metrics         $SLUICE_URL/metrics
@@ -57,8 +88,9 @@ Sluice is running, fed by simulators (logs in .cache/simulate-*.log).
     curl -s '$SLUICE_URL/v1/sensors/aggregates?bucket=1h&metrics=temperature,pm25&groupBy=source'
     curl -s '$SLUICE_URL/v1/traffic/aggregates?bucket=1h'
     curl -s -H 'accept: text/csv' '$SLUICE_URL/v1/weather/aggregates?bucket=15m'
+    curl -s '$SLUICE_URL/v1/connectors'
     curl -s -X POST $SLUICE_URL/v1/sensors/readings -H 'content-type: application/json' \\
       -d '{"deviceId":"my-device","ts":"'\$(date -u +%FT%TZ)'","temperature":21.5}'
 Ctrl-C stops it all.
 MSG
-wait "${pids[0]}"
+wait "$gateway"

@@ -72,8 +72,9 @@ export function createRuntime(
         await Bun.sleep(2000);
       }
     }
-    if (sink && !closed) await sink.start();
+    // Connectors need the topics, not the sink, whose joining its group can take a rebalance.
     if (connectors && !closed) connectors.start();
+    if (sink && !closed) await sink.start();
   };
   const ready = prepare();
 

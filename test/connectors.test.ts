@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { loadConfig } from "../src/config";
 import { type ConnectorConfig, ConnectorsFileError, loadConnectors } from "../src/connectors/config";
 import { redactUrl } from "../src/connectors/fetch";
 import { nextSlot } from "../src/connectors/runner";
@@ -9,7 +10,16 @@ import { allTopics } from "../src/kafka/client";
 import type { Logger } from "../src/log";
 import type { Runtime } from "../src/runtime";
 import { type ApiServer, startApiServer } from "../src/simulators/apis";
-import { counterValue, eventually, recordTopics, startRuntime, testDatabase } from "./helpers";
+import {
+  counterValue,
+  eventually,
+  recordTopics,
+  startGatewayProcess,
+  startRuntime,
+  testConfig,
+  testDatabase,
+  testKey,
+} from "./helpers";
 
 const folder = mkdtempSync(`${tmpdir()}/sluice-connectors-`);
 
@@ -75,6 +85,18 @@ describe("the connectors file", () => {
     expect(message).toContain("connectors[1].locations:");
     expect(message).toContain("connectors[2].type:");
     expect(message).not.toContain("connectors[0].every");
+  });
+
+  test("the shipped example is a valid file, and a file turns the connectors role on", async () => {
+    const env = { OPENWEATHER_API_KEY: "a", AVIATIONSTACK_API_KEY: "b", SHOP_TOKEN: "c" };
+    const example = `${import.meta.dir}/../deploy/connectors/connectors.example.yaml`;
+    expect((await loadConnectors(example, env)).map((connector) => connector.type)).toEqual([
+      "openweather",
+      "aviationstack",
+      "http",
+    ]);
+    expect(loadConfig({ CONNECTORS_FILE: example }).ROLES).toEqual(["gateway", "sink", "connectors"]);
+    expect(loadConfig({}).ROLES).toEqual(["gateway", "sink"]);
   });
 
   test("schedules: durations from the first slot, cron expressions by their next match", () => {
@@ -341,4 +363,50 @@ describe("failures, quotas and one poller per deployment", () => {
       await database.drop();
     }
   }, 40_000);
+
+  test("two gateways, one poller; when it is killed the other takes over", async () => {
+    const server = startApiServer("openweather", {});
+    const database = await testDatabase();
+    const file = `${folder}/takeover.yaml`;
+    await Bun.write(
+      file,
+      `connectors:\n  - { name: owm-one, type: openweather, every: 1s, baseUrl: "${server.url}", apiKey: k, locations: [{ id: 2553604 }] }\n`,
+    );
+    const config = testConfig();
+    const env = {
+      CONNECTORS_FILE: file,
+      DATABASE_URL: database.url,
+      KAFKA_BROKERS: config.KAFKA_BROKERS.join(","),
+      KAFKA_TOPIC_PREFIX: config.KAFKA_TOPIC_PREFIX,
+      REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
+      API_KEYS: testKey,
+      MQTT_CONNECTIONS: "0",
+    };
+    const gateways = [await startGatewayProcess(env), await startGatewayProcess(env)];
+    const stateOf = async (url: string) => {
+      const answer = await fetch(`${url}/v1/connectors`, { headers: { authorization: `Bearer ${testKey}` } });
+      return ((await answer.json()) as { items: { state: string }[] }).items[0]?.state;
+    };
+    try {
+      await eventually(() => server.stats.requests >= 2, 20_000);
+      // Both have tried for the lock by their second slot: one polls, the other stands by.
+      await Bun.sleep(2000);
+      const states = await Promise.all(gateways.map((gateway) => stateOf(gateway.url)));
+      expect(states.filter((state) => state === "standby")).toHaveLength(1);
+      const owner = gateways[states.indexOf("standby") === 0 ? 1 : 0];
+      const survivor = gateways.find((gateway) => gateway !== owner);
+      owner?.proc.kill("SIGKILL");
+      await owner?.proc.exited;
+      const before = server.stats.requests;
+      await eventually(
+        async () => server.stats.requests > before + 1 && (await stateOf(survivor?.url ?? "")) !== "standby",
+        10_000,
+      );
+    } finally {
+      for (const gateway of gateways) gateway.proc.kill("SIGKILL");
+      await Promise.all(gateways.map((gateway) => gateway.proc.exited));
+      await server.stop();
+      await database.drop();
+    }
+  }, 90_000);
 });

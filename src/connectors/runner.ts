@@ -68,7 +68,8 @@ export function createConnectors(deps: {
       type: config.type,
       kind: sourceOf(config).kind.name,
       every: config.every,
-      state: "idle",
+      // Until it holds the connector's lock, this instance does not poll it.
+      state: "standby",
       nextRun: null,
       lastRun: null,
       lastSuccess: null,

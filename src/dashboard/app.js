@@ -1,5 +1,5 @@
 import { draw, escapeHtml } from "./chart.js";
-import { refreshDeadLetters, refreshMetrics } from "./panels.js";
+import { refreshConnectors, refreshDeadLetters, refreshMetrics } from "./panels.js";
 
 // Everything about the kinds (their names, metrics, units, source fields, groups) comes from GET /v1/kinds,
 // and every number drawn is one the aggregates endpoint served: this page only picks and plots.
@@ -202,7 +202,7 @@ function fillSelect(select, options) {
 let timer;
 async function tick() {
   try {
-    await Promise.all([refreshMetrics(api), refreshDeadLetters(api), refreshChart()]);
+    await Promise.all([refreshMetrics(api), refreshDeadLetters(api), refreshConnectors(api), refreshChart()]);
     $("status").textContent = `live · updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
     if (error.auth) {

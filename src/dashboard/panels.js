@@ -66,3 +66,18 @@ export async function refreshDeadLetters(api) {
   $("dead").innerHTML =
     `<tr><th>received</th><th>kind</th><th>via</th><th>reason</th><th>first error</th></tr>${rows.join("")}`;
 }
+
+const when = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "–");
+
+/** The pull connectors this gateway runs; the card stays hidden when it runs none. */
+export async function refreshConnectors(api) {
+  const { items } = await api("/v1/connectors");
+  $("connectors-card").classList.toggle("hidden", items.length === 0);
+  const quota = (item) => item.quota.map((q) => `${q.left}/${q.limit} a ${q.period}`).join(", ") || "–";
+  const rows = items.map(
+    (item) =>
+      `<tr><td>${escapeHtml(item.name)}</td><td>${escapeHtml(item.kind)}</td><td>${escapeHtml(item.state)}</td><td>${when(item.lastSuccess)}</td><td>${item.lastRecords}</td><td>${when(item.nextRun)}</td><td>${escapeHtml(quota(item))}</td><td>${escapeHtml(item.lastError ?? "")}</td></tr>`,
+  );
+  $("connectors").innerHTML =
+    `<tr><th>name</th><th>kind</th><th>state</th><th>last success</th><th>records</th><th>next run</th><th>quota left</th><th>last error</th></tr>${rows.join("")}`;
+}
