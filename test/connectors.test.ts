@@ -322,6 +322,50 @@ describe("failures, quotas and one poller per deployment", () => {
     }
   }, 30_000);
 
+  test("a poll still running when its next slot comes makes that slot be skipped, never two at once", async () => {
+    let open = 0;
+    let most = 0;
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: async () => {
+        most = Math.max(most, ++open);
+        await Bun.sleep(2500);
+        open--;
+        return Response.json([]);
+      },
+    });
+    const runtime = await startRuntime(
+      { ROLES: "gateway,connectors" },
+      {
+        connectors: [
+          {
+            name: "slow",
+            type: "http",
+            kind: "traffic",
+            every: "1s",
+            timeoutMs: 5000,
+            url: `http://127.0.0.1:${server.port}/counts`,
+            method: "GET",
+            headers: {},
+            query: {},
+            items: "",
+            maxPages: 1,
+          },
+        ],
+      },
+    );
+    try {
+      const skipped = () =>
+        counterValue(runtime.metrics.connectorPolls, { connector: "slow", outcome: "skipped" });
+      await eventually(async () => (await skipped()) >= 2, 10_000);
+      expect(most).toBe(1);
+    } finally {
+      await runtime.close();
+      await server.stop(true);
+    }
+  }, 20_000);
+
   test("a quota survives a restart, and a second instance stands by while the first polls", async () => {
     const server = startApiServer("openweather", {});
     const database = await testDatabase();
