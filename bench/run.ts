@@ -17,6 +17,7 @@ const benches: [string, () => Promise<Row[]>][] = [
   ["mqtt", () => benchMqtt(brokers)],
   ["sink", () => benchSink(brokers)],
   ["aggregates", () => benchAggregates()],
+  ["import", async () => (await import("./import")).benchImport(seconds, brokers)],
 ];
 const rows: Row[] = [];
 for (const [name, run] of benches) {

@@ -66,8 +66,9 @@ pids+=("$gateway")
 for _ in $(seq 1 120); do curl -sf "$SLUICE_URL/readyz" >/dev/null && break; sleep 0.5; done
 curl -sf "$SLUICE_URL/readyz" >/dev/null || { echo "Sluice did not become ready"; exit 1; }
 
-# A day of history first, so that aggregates have something to show; then live traffic over HTTP and MQTT.
-bun run src/main.ts simulate --kind all --transport http --rate 30 --devices 20 --duration 0 --backfill 1d \
+# Devices push: sensors and door counters, a day of history first, so that aggregates have something to show,
+# then live over HTTP and MQTT. Weather and flights come from the connectors polling their APIs.
+bun run src/main.ts simulate --kind sensors,traffic --transport http --rate 30 --devices 20 --duration 0 --backfill 1d \
   --invalid-ratio 0.02 >.cache/simulate-http.log 2>&1 &
 pids+=($!)
 MQTT_USERNAME=sluice-simulator MQTT_PASSWORD=$MQTT_SIMULATOR_PASSWORD \

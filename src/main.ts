@@ -1,15 +1,17 @@
 import { parseArgs } from "node:util";
 import { createKey, listKeys, parseScopes, revokeKey } from "./auth/keys";
 import { ConfigError, loadConfig } from "./config";
+import { ConnectorsFileError, loadConnectors } from "./connectors/config";
 import { createDb, migrateDatabase } from "./db/client";
 import { SchemaMismatch, verifySchema } from "./db/verify";
 import { createLogger } from "./log";
-import { createRuntime } from "./runtime";
 
 const usage = `usage: sluice <command>
-  start     apply pending migrations, then run the roles named in ROLES (default: gateway,sink)
+  start     apply pending migrations, then run the roles named in ROLES (default: gateway,sink, and
+            connectors when CONNECTORS_FILE is set)
   migrate   create the database if missing and apply pending migrations
   simulate  run device simulators against a gateway (simulate --help)
+  import    stream a CSV, NDJSON or JSON file (or stdin) to a gateway in batches (import --help)
   keys create --scopes <list> [--name <n>] | keys list | keys revoke <id>
             manage API keys; scopes: ingest:<kind>, ingest:*, read:<kind>, read:*, admin
   help      this text`;
@@ -69,13 +71,23 @@ async function keysCommand(args: string[]): Promise<number> {
   }
 }
 
+async function connectorsOf(config: ReturnType<typeof loadConfig>) {
+  if (!config.CONNECTORS_FILE)
+    throw new ConnectorsFileError("ROLES includes connectors, but CONNECTORS_FILE is not set");
+  return loadConnectors(config.CONNECTORS_FILE);
+}
+
 async function start() {
   const config = loadConfig();
   const logger = createLogger(config.LOG_LEVEL);
+  // A bad connectors file stops the start before anything else, with the path of each error.
+  const connectors = config.ROLES.includes("connectors") ? await connectorsOf(config) : undefined;
   await migrate(logger, config.DATABASE_URL, 15);
   // Never a 202 for a record that cannot be stored: every registered kind's tables must be there.
   await verifySchema(config.DATABASE_URL);
-  const runtime = createRuntime(config, logger);
+  // Loaded here, not at the top: the other commands (import, simulate, keys) do without Kafka, MQTT and hono.
+  const { createRuntime } = await import("./runtime");
+  const runtime = createRuntime(config, logger, { connectors });
   const server = Bun.serve({ port: config.PORT, hostname: config.HOST, fetch: runtime.app.fetch });
   logger.info("gateway listening", {
     url: server.url.href,
@@ -108,6 +120,9 @@ try {
   else if (command === "simulate") {
     const { runSimulateCommand } = await import("./simulators/run");
     process.exit(await runSimulateCommand(process.argv.slice(3)));
+  } else if (command === "import") {
+    const { runImportCommand } = await import("./import/run");
+    process.exit(await runImportCommand(process.argv.slice(3)));
   } else if (command === "keys") {
     process.exit(await keysCommand(process.argv.slice(3)));
   } else if (command === "migrate") {
@@ -119,7 +134,11 @@ try {
     process.exit(command === "help" || command === "--help" ? 0 : 2);
   }
 } catch (error) {
-  if (error instanceof ConfigError || error instanceof SchemaMismatch) {
+  if (
+    error instanceof ConfigError ||
+    error instanceof SchemaMismatch ||
+    error instanceof ConnectorsFileError
+  ) {
     console.error(error.message);
     process.exit(1);
   }

@@ -53,7 +53,10 @@ const problem = (message: string) => json(400, { error: message });
  */
 export function storeApi(options: ApiServerOptions): ApiDefinition {
   const seed = options.seed ?? 1;
-  const stores = trafficSimulator.devices(options.devices ?? 10, seededFaker(seed));
+  // A chain of its own: its shops never share an id with the door counters the device simulator pushes.
+  const stores = trafficSimulator
+    .devices(options.devices ?? 10, seededFaker(seed))
+    .map((store) => ({ ...store, sourceId: store.sourceId.replace("-store-", "-shop-") }));
   const faker = seededFaker(seed);
   let cached: { key: string; items: Item[] } | undefined;
 
