@@ -36,8 +36,9 @@ serve() {
 }
 if [ -n "${OPENWEATHER_API_KEY:-}" ]; then owm_base=https://api.openweathermap.org; owm_every=10m
 else serve openweather 8091; owm_base=http://127.0.0.1:8091; owm_every=1m; export OPENWEATHER_API_KEY=$api_key; fi
-if [ -n "${AVIATIONSTACK_API_KEY:-}" ]; then avs_base=${AVIATIONSTACK_BASE_URL:-https://api.aviationstack.com}; avs_every=8h
-else serve aviationstack 8092; avs_base=http://127.0.0.1:8092; avs_every=2m; export AVIATIONSTACK_API_KEY=$api_key; fi
+# AviationStack's free plan has 100 requests a month: the real API is polled three times a day, within it.
+if [ -n "${AVIATIONSTACK_API_KEY:-}" ]; then avs_base=${AVIATIONSTACK_BASE_URL:-https://api.aviationstack.com}; avs_every=8h; avs_quota=100
+else serve aviationstack 8092; avs_base=http://127.0.0.1:8092; avs_every=2m; avs_quota=100000; export AVIATIONSTACK_API_KEY=$api_key; fi
 serve store 8093
 export SHOP_TOKEN=$api_key
 export CONNECTORS_FILE=${CONNECTORS_FILE:-$PWD/.cache/connectors.yaml}
@@ -47,7 +48,7 @@ connectors:
   - { name: owm, type: openweather, every: $owm_every, baseUrl: "$owm_base", apiKey: "\${OPENWEATHER_API_KEY}",
       maxPerMinute: 60, locations: [{ id: 2553604 }, { q: "Paris,FR" }, { id: 2538475 }, { lat: 14.69, lon: -17.44 }] }
   - { name: flights, type: aviationstack, every: $avs_every, baseUrl: "$avs_base", apiKey: "\${AVIATIONSTACK_API_KEY}",
-      limit: 100, maxPages: 3, maxPerMonth: 100 }
+      limit: 100, maxPages: 3, maxPerMonth: $avs_quota }
   - { name: store-api, type: http, kind: traffic, every: 1m, url: "http://127.0.0.1:8093/visitors",
       headers: { authorization: "Bearer \${SHOP_TOKEN}" }, query: { hours: 1 }, items: data,
       pagination: { type: cursor, path: next_cursor, param: cursor } }
