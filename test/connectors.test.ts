@@ -268,8 +268,9 @@ describe("polling real HTTP servers speaking the APIs' shapes", () => {
 });
 
 describe("failures, quotas and one poller per deployment", () => {
-  test("503 and 429 are retried after Retry-After, other failures backed off; then the poll completes", async () => {
+  test("a timeout, 503, 429 and 500 are retried (after Retry-After or a backoff); then the poll completes", async () => {
     const answers = [
+      () => Bun.sleep(3000).then(() => new Response("late", { status: 200 })),
       () => new Response("busy", { status: 503, headers: { "retry-after": "1" } }),
       () => new Response("slow down", { status: 429, headers: { "retry-after": "1" } }),
       () => new Response("oops", { status: 500 }),
@@ -313,9 +314,12 @@ describe("failures, quotas and one poller per deployment", () => {
         return page.items.length === 1 && page;
       }, 20_000);
       expect(stored.items[0]).toMatchObject({ via: "poll", origin: "flaky" });
-      expect(arrivals).toHaveLength(4);
-      expect((arrivals[1] ?? 0) - (arrivals[0] ?? 0)).toBeGreaterThanOrEqual(950);
-      expect((arrivals[2] ?? 0) - (arrivals[1] ?? 0)).toBeGreaterThanOrEqual(950);
+      expect(arrivals).toHaveLength(5);
+      const gaps = arrivals.slice(1).map((at, i) => at - (arrivals[i] ?? 0));
+      // The timeout (2 s) and its backoff (about 1 s), then Retry-After: 1 twice, then a backoff again.
+      expect(gaps[0]).toBeGreaterThanOrEqual(2700);
+      expect(gaps[1]).toBeGreaterThanOrEqual(950);
+      expect(gaps[2]).toBeGreaterThanOrEqual(950);
     } finally {
       await runtime.close();
       await server.stop(true);
