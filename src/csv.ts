@@ -36,11 +36,14 @@ export function parseCsv(text: string): string[][] {
 
 function cell(value: unknown): string {
   if (value === null || value === undefined) return "";
-  const text = Array.isArray(value)
+  let text = Array.isArray(value)
     ? value.join(";")
     : typeof value === "object"
       ? JSON.stringify(value)
       : String(value);
+  // A text cell a spreadsheet would read as a formula (OWASP CSV injection: a device could plant
+  // =HYPERLINK(...) in an analyst's sheet) is neutralised with a leading quote; numbers stay numbers.
+  if (typeof value !== "number" && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 

@@ -311,6 +311,14 @@ describe("invalid input", () => {
     expect(((await response.json()) as { detail: string }).detail).toContain("UTF-8");
   });
 
+  test("a POST without a Content-Type is told which ones are accepted", async () => {
+    const response = await runtime.app.request("/v1/sensors/readings", { method: "POST", body: "{}" });
+    expect(response.status).toBe(415);
+    expect(((await response.json()) as { detail: string }).detail).toBe(
+      "a Content-Type is required: application/json, application/x-ndjson, text/csv",
+    );
+  });
+
   test("an unknown route is a 404 problem", async () => {
     const response = await post(runtime, "/v1/parcels/records", {});
     expect(response.status).toBe(404);

@@ -200,6 +200,24 @@ describe("posted records read back through every endpoint", () => {
     expect(value("visitorsIn.sum")).toBe("40");
     expect(value("conversionRate")).toBe(String(6 / 40));
   });
+
+  test("CSV is safe to open in a spreadsheet: text that reads as a formula is neutralised, numbers are not", async () => {
+    await postAndStore("/v1/sensors/readings", [
+      {
+        deviceId: "csv-planted",
+        ts: at(20 * MINUTE),
+        temperature: -5,
+        location: { lat: 1, lon: 2, city: '=HYPERLINK("http://evil.example","click")' },
+      },
+    ]);
+    const answer = await runtime.app.request("/v1/sensors/readings?deviceId=csv-planted", {
+      headers: { accept: "text/csv" },
+    });
+    const [header, row] = parseCsv(await answer.text());
+    const column = (name: string) => row?.[header?.indexOf(name) ?? -1];
+    expect(column("location.city")).toBe(`'=HYPERLINK("http://evil.example","click")`);
+    expect(column("temperature")).toBe("-5");
+  });
 });
 
 describe("pagination", () => {

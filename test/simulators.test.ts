@@ -128,6 +128,7 @@ describe("the runner", () => {
       process.env.SLUICE_URL = saved;
     }
     expect(await runSimulateCommand(["--kind", "parcels"])).toBe(2);
+    expect(await runSimulateCommand(["--help"])).toBe(0);
     expect(await runSimulateCommand(["--backfill", "a week"])).toBe(2);
   });
 });

@@ -65,7 +65,10 @@ export function decodePayload(
   }
   const mediaType = mediaTypeOf(contentType);
   if (!mediaType) {
-    const detail = `content type '${contentType}' is not one of ${Object.values(mediaTypes).join(", ")}`;
+    const accepted = Object.values(mediaTypes).join(", ");
+    const detail = contentType
+      ? `content type '${contentType}' is not one of ${accepted}`
+      : `a Content-Type is required: ${accepted}`;
     throw new Refused(415, "unsupported-media-type", detail, text);
   }
   let items: DecodedItem[];

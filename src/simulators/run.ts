@@ -278,6 +278,10 @@ export async function runSimulateCommand(argv: string[]) {
     const { runServeCommand } = await import("./apis/serve");
     return runServeCommand(argv, usage);
   }
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(usage);
+    return 0;
+  }
   let options: SimulateOptions;
   try {
     options = parseSimulateArgs(argv);
