@@ -177,6 +177,22 @@ describe("body formats", () => {
     const metric = await topics.waitFor(byId(kindTopic(prefix, "weather"), `owm-1-${dt}`));
     expect((metric.value.data as { temperature: number }).temperature).toBe(18.2);
   });
+
+  test("OpenWeather's 3-hour rain and snow are kept as they are, not stored as 0 mm an hour", async () => {
+    const dt = Math.floor(Date.now() / 1000) - 120;
+    const body = {
+      main: { temp: 285.1 },
+      dt,
+      id: 2988507,
+      name: "Paris",
+      rain: { "3h": 2.5 },
+      snow: { "3h": 0.5 },
+    };
+    const response = await post(runtime, "/v1/weather/observations", body);
+    expect(response.status).toBe(202);
+    const stored = await topics.waitFor(byId(kindTopic(prefix, "weather"), `owm-2988507-${dt}`));
+    expect(stored.value.data).toEqual({ temperature: 11.95, precipitation3h: 3, city: "Paris" });
+  });
 });
 
 describe("invalid input", () => {

@@ -24,15 +24,19 @@ const openWeatherSchema = z
     }),
     wind: z.looseObject({ speed: z.number().optional(), deg: z.number().optional() }).optional(),
     clouds: z.looseObject({ all: z.number().optional() }).optional(),
-    rain: z.looseObject({ "1h": z.number().optional() }).optional(),
-    snow: z.looseObject({ "1h": z.number().optional() }).optional(),
+    rain: z.looseObject({ "1h": z.number().optional(), "3h": z.number().optional() }).optional(),
+    snow: z.looseObject({ "1h": z.number().optional(), "3h": z.number().optional() }).optional(),
     dt: z.number().int().describe("epoch seconds"),
     id: z.number().int().optional().describe("OpenWeather's city id"),
     name: z.string().optional(),
     stationId: z.string().optional().describe("Sluice's station id; defaults to owm-<id>"),
   })
   .transform((body) => {
-    const precipitation = (body.rain?.["1h"] ?? 0) + (body.snow?.["1h"] ?? 0);
+    // What the body says, and no more: a 3-hour total is not an hourly one, and no value is not 0 mm.
+    const total = (hours: "1h" | "3h") => {
+      const [rain, snow] = [body.rain?.[hours], body.snow?.[hours]];
+      return rain === undefined && snow === undefined ? undefined : (rain ?? 0) + (snow ?? 0);
+    };
     const stationId = body.stationId ?? (body.id !== undefined ? `owm-${body.id}` : undefined);
     const observation = {
       id: stationId ? `${stationId}-${body.dt}` : undefined,
@@ -45,7 +49,8 @@ const openWeatherSchema = z
       windSpeed: body.wind?.speed,
       windDeg: body.wind?.deg,
       clouds: body.clouds?.all,
-      precipitation: body.rain || body.snow ? precipitation : undefined,
+      precipitation: total("1h"),
+      precipitation3h: total("3h"),
       conditions: body.weather?.[0]?.description,
       city: body.name || undefined,
       lat: body.coord?.lat,
@@ -70,6 +75,7 @@ export const weather = defineKind({
     windDeg: optionalNumber(0, 360, "degrees"),
     clouds: optionalNumber(0, 100, "% cover"),
     precipitation: optionalNumber(0, 500, "mm in the last hour"),
+    precipitation3h: optionalNumber(0, 1500, "mm in the last 3 hours"),
     conditions: textSchema(200).optional(),
     city: textSchema(100).optional(),
     lat: optionalNumber(-90, 90, "degrees"),

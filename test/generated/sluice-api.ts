@@ -2003,6 +2003,8 @@ export interface components {
             clouds?: number;
             /** @description mm in the last hour */
             precipitation?: number;
+            /** @description mm in the last 3 hours */
+            precipitation3h?: number;
             conditions?: string;
             city?: string;
             /** @description degrees */
@@ -2044,11 +2046,13 @@ export interface components {
             };
             rain?: {
                 "1h"?: number;
+                "3h"?: number;
             } & {
                 [key: string]: unknown;
             };
             snow?: {
                 "1h"?: number;
+                "3h"?: number;
             } & {
                 [key: string]: unknown;
             };
@@ -2483,6 +2487,8 @@ export interface components {
             clouds?: number;
             /** @description mm in the last hour */
             precipitation?: number;
+            /** @description mm in the last 3 hours */
+            precipitation3h?: number;
             conditions?: string;
             city?: string;
             /** @description degrees */
