@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Kafka, logLevel } from "kafkajs";
 import { allTopics, deadLetterTopic, kindTopic } from "../src/kafka/client";
+import type { FieldError } from "../src/record";
 import type { Runtime } from "../src/runtime";
 import { brokers, type ConsumedRecord, post, recordTopics, startRuntime } from "./helpers";
 
@@ -333,6 +334,33 @@ describe("invalid input", () => {
     expect(((await response.json()) as { detail: string }).detail).toBe(
       "a Content-Type is required: application/json, application/x-ndjson, text/csv",
     );
+  });
+
+  test("a time Sluice does not take is answered with the formats it does; lowercase t and z are RFC 3339", async () => {
+    const stamp = new Date(Date.now() - 60_000).toISOString().slice(0, 19);
+    const cases: [unknown, string][] = [
+      [
+        `${stamp.replace("T", " ").slice(0, 16)}`,
+        "a time without an offset is ambiguous, add Z or ±hh:mm: ts takes ISO 8601",
+      ],
+      [stamp, "a time without an offset is ambiguous"],
+      ["yesterday", "not a time: ts takes ISO 8601 with an offset, such as 2026-12-01T18:00:00Z"],
+      [Math.floor(Date.now() / 1000), "ts takes epoch milliseconds;"],
+    ];
+    const records = cases.map(([ts]) => ({ deviceId: "ts-words", ts, temperature: 20 }));
+    records.push({ deviceId: "ts-words", ts: `${stamp.replace("T", "t")}z`, temperature: 20 });
+    const response = await post(runtime, "/v1/sensors/readings", records);
+    expect(response.status).toBe(202);
+    const result = (await response.json()) as {
+      accepted: number;
+      rejected: { index: number; errors: FieldError[] }[];
+    };
+    expect(result.accepted).toBe(1);
+    cases.forEach(([, message], index) => {
+      const rejection = result.rejected.find((candidate) => candidate.index === index);
+      expect(rejection?.errors[0]?.path).toBe("ts");
+      expect(rejection?.errors[0]?.message).toStartWith(message);
+    });
   });
 
   test("an unknown route is a 404 problem", async () => {

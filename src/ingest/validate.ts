@@ -39,7 +39,8 @@ export function issuesToErrors(issues: readonly z.core.$ZodIssue[]): FieldError[
 }
 
 function parseTimestamp(ts: string | number): number {
-  return typeof ts === "number" || /^\d+$/.test(ts) ? Number(ts) : Date.parse(ts);
+  // RFC 3339 allows a lowercase t and z, which Date.parse does not read.
+  return typeof ts === "number" || /^\d+$/.test(ts) ? Number(ts) : Date.parse(ts.toUpperCase());
 }
 
 function isObject(value: unknown): value is JsonObject {

@@ -31,14 +31,43 @@ export const idempotencyKeySchema = z
     description: "The client's idempotency key; a record posted twice with one id is stored once.",
   });
 
+const ACCEPTED_TIMES =
+  "ts takes ISO 8601 with an offset, such as 2026-12-01T18:00:00Z or 2026-12-01T19:00:00+01:00, or epoch milliseconds";
+const RFC_3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** Why a time is not one Sluice takes, in words that say what it does take; undefined when it is fine. */
+export function timestampProblem(value: unknown): string | undefined {
+  const milliseconds =
+    typeof value === "number"
+      ? value
+      : typeof value === "string" && /^\d+$/.test(value)
+        ? Number(value)
+        : undefined;
+  if (milliseconds !== undefined) {
+    if (!Number.isSafeInteger(milliseconds) || milliseconds > 8.64e15) return `not a time: ${ACCEPTED_TIMES}`;
+    // Ten digits is now in epoch seconds; in milliseconds it would be January 1970.
+    if (milliseconds < 1e11)
+      return `ts takes epoch milliseconds; ${milliseconds} looks like seconds (${milliseconds}000)`;
+    return undefined;
+  }
+  if (typeof value !== "string") return `not a time: ${ACCEPTED_TIMES}`;
+  const upper = value.toUpperCase();
+  if (RFC_3339.test(upper) && Number.isFinite(Date.parse(upper))) return undefined;
+  if (/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(upper)) {
+    return `a time without an offset is ambiguous, add Z or ±hh:mm: ${ACCEPTED_TIMES}`;
+  }
+  return `not a time: ${ACCEPTED_TIMES}`;
+}
+
 export const timestampSchema = z
-  .union([
-    z.iso.datetime({ offset: true }),
-    z.number().int().min(0).max(8.64e15),
-    z.string().regex(/^\d{1,16}$/, "epoch milliseconds as digits"),
-  ])
+  .union([z.string(), z.number()])
+  .superRefine((value, ctx) => {
+    const problem = timestampProblem(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
   .openapi({
-    description: "Measurement time: ISO 8601 with an offset, or epoch milliseconds.",
+    description:
+      "Measurement time: ISO 8601 / RFC 3339 with an offset (`T` and `Z` in either case), or epoch milliseconds.",
     example: "2026-11-22T08:30:00Z",
   });
 

@@ -1900,7 +1900,7 @@ export interface components {
             /** @description The client's idempotency key; a record posted twice with one id is stored once. */
             id?: string;
             /**
-             * @description Measurement time: ISO 8601 with an offset, or epoch milliseconds.
+             * @description Measurement time: ISO 8601 / RFC 3339 with an offset (`T` and `Z` in either case), or epoch milliseconds.
              * @example 2026-11-22T08:30:00Z
              */
             ts: string | number;
@@ -1942,7 +1942,7 @@ export interface components {
             /** @description The client's idempotency key; a record posted twice with one id is stored once. */
             id?: string;
             /**
-             * @description Measurement time: ISO 8601 with an offset, or epoch milliseconds.
+             * @description Measurement time: ISO 8601 / RFC 3339 with an offset (`T` and `Z` in either case), or epoch milliseconds.
              * @example 2026-11-22T08:30:00Z
              */
             ts: string | number;
@@ -1982,7 +1982,7 @@ export interface components {
             /** @description The client's idempotency key; a record posted twice with one id is stored once. */
             id?: string;
             /**
-             * @description Measurement time: ISO 8601 with an offset, or epoch milliseconds.
+             * @description Measurement time: ISO 8601 / RFC 3339 with an offset (`T` and `Z` in either case), or epoch milliseconds.
              * @example 2026-11-22T08:30:00Z
              */
             ts: string | number;
@@ -2116,7 +2116,7 @@ export interface components {
             /** @description The client's idempotency key; a record posted twice with one id is stored once. */
             id?: string;
             /**
-             * @description Measurement time: ISO 8601 with an offset, or epoch milliseconds.
+             * @description Measurement time: ISO 8601 / RFC 3339 with an offset (`T` and `Z` in either case), or epoch milliseconds.
              * @example 2026-11-22T08:30:00Z
              */
             ts: string | number;
