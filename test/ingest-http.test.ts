@@ -328,6 +328,17 @@ describe("invalid input", () => {
     expect(((await response.json()) as { detail: string }).detail).toContain("UTF-8");
   });
 
+  test("a number beyond the float range is 'number too large', not 'received Infinity'", async () => {
+    const body = `{"deviceId":"big","ts":"${new Date().toISOString()}","temperature":1e400,"humidity":-1e400}`;
+    const response = await post(runtime, "/v1/sensors/readings", body);
+    expect(response.status).toBe(422);
+    const problem = (await response.json()) as { errors: FieldError[] };
+    expect(problem.errors).toEqual([
+      { index: 0, path: "temperature", message: "number too large" },
+      { index: 0, path: "humidity", message: "number too large" },
+    ]);
+  });
+
   test("a POST without a Content-Type is told which ones are accepted", async () => {
     const response = await runtime.app.request("/v1/sensors/readings", { method: "POST", body: "{}" });
     expect(response.status).toBe(415);

@@ -30,11 +30,15 @@ export function formatPath(path: readonly PropertyKey[]): string {
     .join("");
 }
 
+/** JSON.parse reads a number beyond the float range (1e400) as Infinity, which zod reports as such. */
+const tooLarge = (issue: z.core.$ZodIssue) =>
+  issue.code === "invalid_type" && "received" in issue && String(issue.received).endsWith("Infinity");
+
 export function issuesToErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
   return issues.flatMap((issue) =>
     issue.code === "unrecognized_keys"
       ? issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: "unknown field" }))
-      : [{ path: formatPath(issue.path), message: issue.message }],
+      : [{ path: formatPath(issue.path), message: tooLarge(issue) ? "number too large" : issue.message }],
   );
 }
 
