@@ -332,7 +332,7 @@ describe("invalid input", () => {
     const body = `{"deviceId":"big","ts":"${new Date().toISOString()}","temperature":1e400,"humidity":-1e400}`;
     const response = await post(runtime, "/v1/sensors/readings", body);
     expect(response.status).toBe(422);
-    const problem = (await response.json()) as { errors: FieldError[] };
+    const problem = (await response.json()) as { errors: (FieldError & { index?: number })[] };
     expect(problem.errors).toEqual([
       { index: 0, path: "temperature", message: "number too large" },
       { index: 0, path: "humidity", message: "number too large" },
