@@ -56,6 +56,17 @@ describe("API keys", () => {
     }
   });
 
+  test("the 401 says whether the key is missing, malformed or not valid", async () => {
+    const detail = async (headers: Record<string, string>) =>
+      ((await (await call("/v1/sensors/latest", { headers })).json()) as { detail: string }).detail;
+    expect(await detail({})).toStartWith("an API key is required");
+    expect(await detail({ authorization: "Basic abc" })).toBe(
+      "the Authorization header is not valid: send `Bearer <key>`",
+    );
+    expect(await detail({ authorization: "Bearer" })).toStartWith("the Authorization header is not valid");
+    expect(await detail(bearer("sk_wrong_key_123"))).toBe("the API key is not valid");
+  });
+
   test("the static key works as a Bearer token and as X-API-Key", async () => {
     expect(
       (await call("/v1/sensors/readings", { method: "POST", headers: bearer(testKey), body: reading() }))

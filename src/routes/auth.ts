@@ -12,10 +12,15 @@ import { ProblemError, unavailable } from "../problem";
 
 export const security: Record<string, string[]>[] = [{ bearer: [] }, { apiKey: [] }];
 
-function keyOf(c: Context): string | undefined {
+/** The key a request presents, or the reason its Authorization header is not one. */
+function keyOf(c: Context): { key?: string; malformed?: string } {
   const authorization = c.req.header("authorization");
   const bearer = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
-  return bearer ?? c.req.header("x-api-key") ?? undefined;
+  const key = bearer ?? c.req.header("x-api-key");
+  if (key) return { key };
+  if (authorization !== undefined)
+    return { malformed: "the Authorization header is not valid: send `Bearer <key>`" };
+  return {};
 }
 
 /**
@@ -42,7 +47,8 @@ export function registerAuth(
       new ProblemError(401, "unauthorized", detail, undefined, {
         "www-authenticate": 'Bearer realm="sluice"',
       });
-    const key = keyOf(c);
+    const { key, malformed } = keyOf(c);
+    if (malformed) throw unauthorized(malformed);
     if (!key) throw unauthorized("an API key is required: Authorization: Bearer <key>, or X-API-Key: <key>");
     let principal: Awaited<ReturnType<Authenticate>>;
     try {
