@@ -51,6 +51,19 @@ export function createRouter() {
   });
 }
 
+/** The methods each fixed path answers (HEAD with GET); middleware and patterns are left out. */
+function allowedMethods(routes: readonly { path: string; method: string }[]) {
+  const methods = new Map<string, Set<string>>();
+  for (const { path, method } of routes) {
+    if (method === "ALL" || /[:*]/.test(path)) continue;
+    const set = methods.get(path) ?? new Set<string>();
+    set.add(method);
+    if (method === "GET") set.add("HEAD");
+    methods.set(path, set);
+  }
+  return methods;
+}
+
 export function createApp(deps: AppDeps) {
   const app = createRouter();
   app.onError((error, c) => {
@@ -62,9 +75,18 @@ export function createApp(deps: AppDeps) {
     deps.logger.error("unhandled error", { error: databaseError(error), path: c.req.path });
     return new ProblemError(500, "internal", "an unexpected error occurred").toResponse();
   });
-  app.notFound((c) =>
-    new ProblemError(404, "not-found", `no route for ${c.req.method} ${c.req.path}`).toResponse(),
-  );
+  // A path that exists with other methods is a 405 naming them (RFC 9110), not a 404.
+  let methodsByPath: Map<string, Set<string>> | undefined;
+  app.notFound((c) => {
+    methodsByPath ??= allowedMethods(app.routes);
+    const allowed = methodsByPath.get(c.req.path);
+    if (allowed) {
+      const allow = [...allowed].sort().join(", ");
+      const detail = `${c.req.method} is not allowed on ${c.req.path}; it takes ${allow}`;
+      return new ProblemError(405, "method-not-allowed", detail, undefined, { allow }).toResponse();
+    }
+    return new ProblemError(404, "not-found", `no route for ${c.req.method} ${c.req.path}`).toResponse();
+  });
 
   // One wide log line per request, every line logged meanwhile carrying its id; HTTP metrics.
   app.use("*", async (c, next) => {

@@ -374,6 +374,16 @@ describe("invalid input", () => {
     });
   });
 
+  test("a known path with a method it does not take is 405 with Allow", async () => {
+    const response = await runtime.app.request("/v1/sensors/readings", { method: "DELETE" });
+    expect(response.status).toBe(405);
+    expect(response.headers.get("allow")).toBe("GET, HEAD, POST");
+    expect(response.headers.get("content-type")).toBe("application/problem+json");
+    const kinds = await runtime.app.request("/v1/kinds", { method: "PUT" });
+    expect(kinds.status).toBe(405);
+    expect(kinds.headers.get("allow")).toBe("GET, HEAD");
+  });
+
   test("an unknown route is a 404 problem", async () => {
     const response = await post(runtime, "/v1/parcels/records", {});
     expect(response.status).toBe(404);
