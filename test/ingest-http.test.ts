@@ -374,6 +374,16 @@ describe("invalid input", () => {
     });
   });
 
+  test("/v1/deadletters honours limit and refuses unknown parameters, like every route", async () => {
+    for (let i = 0; i < 3; i++)
+      await post(runtime, "/v1/sensors/readings", { deviceId: "dl", ts: 1, pm25: 1 });
+    const two = (await (await runtime.app.request("/v1/deadletters?limit=2")).json()) as { items: unknown[] };
+    expect(two.items).toHaveLength(2);
+    const unknown = await runtime.app.request("/v1/deadletters?since=yesterday");
+    expect(unknown.status).toBe(400);
+    expect(((await unknown.json()) as { errors: { path: string }[] }).errors[0]?.path).toBe("since");
+  });
+
   test("a known path with a method it does not take is 405 with Allow", async () => {
     const response = await runtime.app.request("/v1/sensors/readings", { method: "DELETE" });
     expect(response.status).toBe(405);

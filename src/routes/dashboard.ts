@@ -30,13 +30,16 @@ const deadLettersRoute = createRoute({
   tags: ["dead letters"],
   security,
   summary: "The latest dead letters this gateway wrote, newest first (needs read:* or admin)",
+  request: {
+    query: z.strictObject({ limit: z.coerce.number().int().min(1).max(50).default(50) }),
+  },
   description: "Kept in memory, at most 50. The dead-letter topic has them all, with the whole raw input.",
   responses: {
     200: {
       description: "Newest first.",
       content: { "application/json": { schema: RecentDeadLettersSchema } },
     },
-    ...problemResponses(401, 403, 429),
+    ...problemResponses(400, 401, 403, 429),
   },
 });
 
@@ -50,5 +53,7 @@ export function registerDashboard(router: OpenAPIHono, deps: { ingest: Ingest })
     if (script === undefined) return c.notFound();
     return c.body(script, 200, { "content-type": "text/javascript; charset=utf-8" });
   });
-  router.openapi(deadLettersRoute, (c) => c.json({ items: deps.ingest.recent() }, 200));
+  router.openapi(deadLettersRoute, (c) =>
+    c.json({ items: deps.ingest.recent().slice(0, c.req.valid("query").limit) }, 200),
+  );
 }

@@ -5,6 +5,8 @@ import pkg from "../../package.json";
 export function registerDocs(app: OpenAPIHono) {
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
+    // Relative: the document is right wherever the gateway is reached.
+    servers: [{ url: "/", description: "This gateway" }],
     info: {
       title: "Sluice",
       version: pkg.version,

@@ -24,6 +24,7 @@ const ReadinessSchema = z
 const healthz = createRoute({
   method: "get",
   path: "/healthz",
+  security: [],
   tags: ["health"],
   summary: "Liveness: the process is up",
   responses: {
@@ -37,6 +38,7 @@ const healthz = createRoute({
 const readyz = createRoute({
   method: "get",
   path: "/readyz",
+  security: [],
   tags: ["health"],
   summary: "Readiness: every critical dependency answers",
   responses: {
@@ -79,6 +81,7 @@ export async function runProbes(probes: Probe[]) {
 const metricsRoute = createRoute({
   method: "get",
   path: "/metrics",
+  security: [],
   tags: ["health"],
   summary: "Prometheus metrics (text exposition format)",
   responses: {

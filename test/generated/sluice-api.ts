@@ -1818,7 +1818,9 @@ export interface paths {
          */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    limit?: number;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -1832,6 +1834,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["RecentDeadLetters"];
+                    };
+                };
+                /** @description The request is malformed: the body cannot be read, or a parameter is invalid (named in `errors`). */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description No API key, or not a valid one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
