@@ -1,3 +1,5 @@
+import { retryAfterMs } from "../retry-after";
+
 /** The query parameters that carry API keys: their values never reach a log line, a metric or a record. */
 const secretParams = new Set(["appid", "access_key", "apikey", "api_key", "token", "key"]);
 
@@ -22,14 +24,6 @@ export class PollFailure extends Error {
   ) {
     super(message);
   }
-}
-
-/** Retry-After as seconds or an HTTP date, in milliseconds from now. */
-export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
-  if (!header) return undefined;
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
-  const date = Date.parse(header);
-  return Number.isFinite(date) ? Math.max(0, date - now) : undefined;
 }
 
 export interface ApiRequest {

@@ -1,3 +1,4 @@
+import { retryAfterMs } from "../retry-after";
 import { type Batch, sliceBatch } from "./batch";
 
 export interface FieldError {
@@ -34,15 +35,6 @@ interface Problem {
 interface Accepted {
   accepted: number;
   rejected: { index: number; errors: FieldError[] }[];
-}
-
-/** Retry-After as seconds or an HTTP date, in milliseconds from now. */
-export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
-  if (!header) return undefined;
-  const text = header.trim();
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const date = Date.parse(text);
-  return Number.isFinite(date) ? Math.max(0, date - now) : undefined;
 }
 
 const describe = (status: number, problem: Problem | undefined) =>
