@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { formatPath } from "../ingest/validate";
 import { kindNames } from "../kinds";
 
 /** `30s`, `10m`, `1h`, `1d` in milliseconds, or undefined when the text is no such duration. */
@@ -109,11 +110,6 @@ const fileSchema = z.strictObject({
 });
 
 export class ConnectorsFileError extends Error {}
-
-const formatPath = (path: readonly PropertyKey[]) =>
-  path
-    .map((key, i) => (typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`))
-    .join("");
 
 /** `${VAR}` in every string, from the environment; a variable that is not set is an error at its path. */
 function expand(

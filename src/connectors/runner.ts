@@ -59,6 +59,7 @@ export function createConnectors(deps: {
   const started = new Date();
 
   const connectors = deps.connectors.map((config) => {
+    const source = sourceOf(config);
     const secrets = [
       ...("apiKey" in config ? [config.apiKey] : []),
       ...Object.values(config.type === "http" ? config.headers : {}),
@@ -66,7 +67,7 @@ export function createConnectors(deps: {
     const status: ConnectorStatus = {
       name: config.name,
       type: config.type,
-      kind: sourceOf(config).kind.name,
+      kind: source.kind.name,
       every: config.every,
       // Until it holds the connector's lock, this instance does not poll it.
       state: "standby",
@@ -80,7 +81,7 @@ export function createConnectors(deps: {
     return {
       config,
       status,
-      source: sourceOf(config),
+      source,
       fetcher: createFetcher(config.timeoutMs),
       quota: createQuota(db, config.name, {
         minute: config.maxPerMinute,
@@ -251,9 +252,9 @@ export function createConnectors(deps: {
       ),
     start() {
       for (const connector of connectors) {
-        const first = connector.config.every.match(/^\d+[smhd]$/)
-          ? started
-          : nextSlot(connector.config.every, started, started);
+        // A period starts now; a cron expression at its next match.
+        const every = connector.config.every;
+        const first = parseDuration(every) !== undefined ? started : nextSlot(every, started, started);
         logger.info("connector scheduled", {
           connector: connector.config.name,
           first: first.toISOString(),
