@@ -1,4 +1,5 @@
 import type { z } from "@hono/zod-openapi";
+import type { JsonObject } from "../record";
 
 /** What the kinds' field descriptions are read through: zod's own definition tree. */
 interface ZodNode {
@@ -53,6 +54,11 @@ export function fieldPaths(shape: z.ZodRawShape, prefix: string[] = []): string[
       ? fieldPaths(nested as z.ZodRawShape, [...prefix, key])
       : [[...prefix, key]];
   });
+}
+
+/** An object without its undefined fields: what an alternate format leaves unknown is absent, not null. */
+export function definedOnly(value: JsonObject): JsonObject {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined));
 }
 
 /** The value at a path of a parsed record, own properties only. */

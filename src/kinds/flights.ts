@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import type { JsonObject } from "../record";
 import { defineKind, textSchema } from "./define";
+import { definedOnly } from "./fields";
 
 const time = (description: string) => z.iso.datetime({ offset: true }).optional().describe(description);
 const code = (pattern: RegExp, example: string) =>
@@ -62,7 +62,7 @@ function statusTime(item: {
 }
 
 const normaliseEndpoint = (point: z.infer<typeof aviationEndpoint>) =>
-  withoutUnknowns({
+  definedOnly({
     airport: given(point.airport),
     iata: given(point.iata),
     icao: given(point.icao),
@@ -74,10 +74,6 @@ const normaliseEndpoint = (point: z.infer<typeof aviationEndpoint>) =>
     actual: given(point.actual),
     delay: given(point.delay),
   });
-
-function withoutUnknowns(value: JsonObject): JsonObject {
-  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined));
-}
 
 const aviationStackDescription =
   "One item of AviationStack's `GET /v1/flights` `data` array, as their API sends it (nulls for what is " +
@@ -119,13 +115,13 @@ const aviationStackSchema = z
       flightDate: item.flight_date,
       status: item.flight_status,
       airline: item.airline
-        ? withoutUnknowns({
+        ? definedOnly({
             name: given(item.airline.name),
             iata: given(item.airline.iata),
             icao: given(item.airline.icao),
           })
         : undefined,
-      flight: withoutUnknowns({
+      flight: definedOnly({
         number: given(item.flight.number),
         iata: given(item.flight.iata),
         icao: given(item.flight.icao),
@@ -133,7 +129,7 @@ const aviationStackSchema = z
       departure: normaliseEndpoint(item.departure),
       arrival: normaliseEndpoint(item.arrival),
       live: live
-        ? withoutUnknowns({
+        ? definedOnly({
             latitude: given(live.latitude),
             longitude: given(live.longitude),
             altitude: given(live.altitude),
@@ -144,7 +140,7 @@ const aviationStackSchema = z
         : undefined,
     };
     const content = JSON.stringify(status);
-    return withoutUnknowns({
+    return definedOnly({
       ...status,
       id: status.flightId ? `${status.flightId}-${Bun.hash(content).toString(36)}` : undefined,
       ts: statusTime(item),

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { defineKind, textSchema } from "./define";
+import { definedOnly } from "./fields";
 
 const optionalNumber = (min: number, max: number, unit: string) =>
   z.number().min(min).max(max).optional().describe(unit);
@@ -56,7 +57,7 @@ const openWeatherSchema = z
       lat: body.coord?.lat,
       lon: body.coord?.lon,
     };
-    return Object.fromEntries(Object.entries(observation).filter(([, value]) => value !== undefined));
+    return definedOnly(observation);
   })
   .openapi("OpenWeatherCurrent", { description: openWeatherDescription });
 
