@@ -27,9 +27,6 @@ export function alignRange(
   now: number,
   maxBuckets: number,
 ): { from: Date; to: Date } {
-  if (requested.from && requested.to && requested.from >= requested.to) {
-    throw invalidParameter("from", "must be before to");
-  }
   const step = buckets[bucket];
   const to = Math.ceil((requested.to?.getTime() ?? now) / step) * step;
   const defaultSpan = bucket === "1d" ? 30 * 86_400_000 : 86_400_000;

@@ -17,7 +17,13 @@ interface QueryDeps {
 
 type Handler<Name extends keyof QueryRoutes> = AppRouteHandler<QueryRoutes[Name]>;
 
-const time = (value: string | undefined) => (value === undefined ? undefined : new Date(value));
+/** The `from` and `to` of a read, which must come in that order. */
+function rangeOf(query: { from?: string; to?: string }) {
+  const from = query.from === undefined ? undefined : new Date(query.from);
+  const to = query.to === undefined ? undefined : new Date(query.to);
+  if (from && to && from >= to) throw invalidParameter("from", "must be before to");
+  return { from, to };
+}
 
 /** A kind's read handlers. */
 export function queryHandlers(kind: Kind, deps: QueryDeps) {
@@ -49,10 +55,7 @@ export function queryHandlers(kind: Kind, deps: QueryDeps) {
     const cursor = query.cursor !== undefined ? decodeCursor(query.cursor) : undefined;
     if (query.cursor !== undefined && !cursor)
       throw invalidParameter("cursor", "not a cursor this API gave out");
-    const from = time(query.from);
-    const to = time(query.to);
-    if (from && to && from >= to) throw invalidParameter("from", "must be before to");
-    const filter = { sourceIds: sourcesOf(query), from, to, cursor, limit: query.limit };
+    const filter = { sourceIds: sourcesOf(query), ...rangeOf(query), cursor, limit: query.limit };
     const page = await fromDatabase(() => records.list(kind, filter));
     if (formatOf(c.req.header("accept")) === "csv") {
       return c.body(recordsCsv(kind, page.items), 200, { "content-type": contentTypes.csv });
@@ -64,8 +67,7 @@ export function queryHandlers(kind: Kind, deps: QueryDeps) {
     const query = c.req.valid("query");
     const request = {
       bucket: query.bucket,
-      from: time(query.from),
-      to: time(query.to),
+      ...rangeOf(query),
       sourceIds: sourcesOf(query),
       bySource: query.groupBy === "source",
       includeSuspect: query.includeSuspect === "true",
