@@ -92,17 +92,9 @@ export function createAggregates(deps: { db: Db; cache: Cache; config: Config })
       if (generation !== undefined) await cache.setText(key("answer", answer), body, ttl);
       return body;
     }
-    const { kind: name, bucket, sourceIds, bySource, includeSuspect, summed } = answer;
-    const closedRows = {
-      kind: name,
-      bucket,
-      from: answer.from,
-      to: split.toISOString(),
-      sourceIds,
-      bySource,
-      includeSuspect,
-      summed,
-    };
+    // The closed buckets' rows: the answer's description without what only shapes the answer, ending at the split.
+    const { metrics: _metrics, format: _format, ...rows } = answer;
+    const closedRows: RowsDescription = { ...rows, to: split.toISOString() };
     let closed =
       generation !== undefined ? await cache.getJson<BucketRow[]>(key("rows", closedRows)) : undefined;
     if (!closed) {
