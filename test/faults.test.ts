@@ -117,8 +117,8 @@ describe("process faults", () => {
 
 describe("Kafka killed under load", () => {
   test("every 202 is in Kafka; while it is down 503 with Retry-After within 10 s and /readyz 503; it resumes by itself", async () => {
-    const broker = await privateBroker(19098);
-    cleanups.push(() => broker.stop());
+    const broker = await privateBroker();
+    cleanups.push(() => broker.remove());
     const database = await testDatabase();
     cleanups.push(() => database.drop());
     const config = testConfig({

@@ -1,4 +1,6 @@
+import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
+import { tmpdir } from "node:os";
 import { type Consumer, Kafka, logLevel } from "kafkajs";
 import postgres from "postgres";
 import { type Config, loadConfig } from "../src/config";
@@ -148,9 +150,11 @@ export async function post(runtime: Runtime, path: string, body: unknown, conten
   });
 }
 
-/** Runs scripts/kafka.sh for a broker of the test's own, so that it can be stopped without disturbing others. */
-export async function privateBroker(port: number) {
-  const env = { ...process.env, KAFKA_PORT: String(port), KAFKA_DATA: `/tmp/sluice-test-broker-${port}` };
+/** Runs scripts/kafka.sh for a broker of the test's own (free ports, its own folder), stoppable without disturbing others. */
+export async function privateBroker() {
+  const port = await freePortPair();
+  const data = await mkdtemp(`${tmpdir()}/sluice-test-broker-`);
+  const env = { ...process.env, KAFKA_PORT: String(port), KAFKA_DATA: data };
   const run = async (action: string) => {
     const proc = Bun.spawn(["bash", `${import.meta.dir}/../scripts/kafka.sh`, action], {
       env,
@@ -160,15 +164,21 @@ export async function privateBroker(port: number) {
     if ((await proc.exited) !== 0)
       throw new Error(`kafka.sh ${action}: ${await new Response(proc.stderr).text()}`);
   };
-  await Bun.$`rm -rf /tmp/sluice-test-broker-${port}`;
   await run("start");
   return {
     brokers: `127.0.0.1:${port}`,
     start: () => run("start"),
-    stop: () => run("stop"),
+    async stop() {
+      await run("stop");
+    },
+    /** Stops it and removes its folder. */
+    async remove() {
+      await run("stop");
+      await rm(data, { recursive: true, force: true });
+    },
     /** SIGKILL, as a crash would. */
     async kill() {
-      const pid = (await Bun.file(`/tmp/sluice-test-broker-${port}/broker.pid`).text()).trim();
+      const pid = (await Bun.file(`${data}/broker.pid`).text()).trim();
       await Bun.$`kill -9 ${pid}`.nothrow();
       await Bun.sleep(500);
     },
@@ -193,6 +203,17 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** A free port whose next one is free too: Kafka's controller listens on the port after the client's. */
+async function freePortPair(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    try {
+      Bun.listen({ hostname: "127.0.0.1", port: port + 1, socket: { data() {} } }).stop(true);
+      return port;
+    } catch {}
+  }
+}
+
 async function waitForTcp(port: number, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -213,8 +234,8 @@ async function waitForTcp(port: number, timeoutMs = 10_000) {
  */
 export async function startMosquitto() {
   const port = await freePort();
-  const dir = `/tmp/sluice-mosquitto-${port}`;
-  await Bun.$`rm -rf ${dir} && mkdir -p ${dir} && chmod 0777 ${dir}`;
+  const dir = await mkdtemp(`${tmpdir()}/sluice-mosquitto-`);
+  await Bun.$`chmod 0777 ${dir}`;
   const shipped = await Bun.file(`${import.meta.dir}/../deploy/mosquitto/mosquitto.conf`).text();
   const config = shipped
     .replace(/^listener 1883$/m, `listener ${port} 127.0.0.1`)
@@ -255,6 +276,7 @@ export async function startMosquitto() {
     async stop() {
       proc.kill("SIGTERM");
       await proc.exited;
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

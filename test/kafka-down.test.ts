@@ -50,8 +50,8 @@ describe("Kafka stopped, then started again", () => {
   let runtime: Runtime;
 
   test("503 while the broker is down, ingestion resumes by itself, and every 202 is in Kafka", async () => {
-    const broker = await privateBroker(19092);
-    cleanups.push(() => broker.stop());
+    const broker = await privateBroker();
+    cleanups.push(() => broker.remove());
     const database = await testDatabase();
     cleanups.push(() => database.drop());
     runtime = withTestKey(

@@ -215,8 +215,8 @@ describe("MQTT credentials and ACL (the shipped config)", () => {
 
 describe("MQTT delivery under faults", () => {
   test("Kafka stopped while messages arrive, then started: every message arrives", async () => {
-    const broker = await privateBroker(19096);
-    cleanups.push(() => broker.stop());
+    const broker = await privateBroker();
+    cleanups.push(() => broker.remove());
     const gateway = withTestKey(
       createRuntime(
         testConfig({
