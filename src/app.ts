@@ -7,6 +7,7 @@ import type { Connectors } from "./connectors/runner";
 import { databaseError } from "./db/client";
 import type { Ingest } from "./ingest/pipeline";
 import { issuesToErrors } from "./ingest/validate";
+import { kinds } from "./kinds";
 import { type Logger, logContext } from "./log";
 import type { Metrics } from "./metrics";
 import { ProblemError } from "./problem";
@@ -17,6 +18,7 @@ import { registerConnectors } from "./routes/connectors";
 import { registerDashboard } from "./routes/dashboard";
 import { registerDocs } from "./routes/docs";
 import { type Probe, registerHealth } from "./routes/health";
+import { cors, jsonOnlyUnless, sizedResponses } from "./routes/http";
 import { registerIngest } from "./routes/ingest";
 import { registerKinds } from "./routes/kinds";
 import { registerQuery } from "./routes/query.handlers";
@@ -120,10 +122,17 @@ export function createApp(deps: AppDeps) {
     }
   });
 
+  app.use("*", cors(deps.config.CORS_ORIGINS));
+  app.use("*", sizedResponses);
   registerHealth(app, deps);
   // A sink-only process answers its health probes and nothing else.
   if (deps.config.ROLES.includes("gateway")) {
     registerAuth(app, deps);
+    const tabular = kinds.flatMap((kind) => [
+      `/v1/${kind.name}/${kind.resource}`,
+      `/v1/${kind.name}/aggregates`,
+    ]);
+    app.use("/v1/*", jsonOnlyUnless(new Set(tabular)));
     registerIngest(app, deps);
     registerQuery(app, deps);
     registerKinds(app, deps);

@@ -43,6 +43,9 @@ export const configSchema = z.object({
   KEY_CACHE_SECONDS: int(5, 0),
   RATE_LIMIT_PER_SECOND: int(1000, 1),
   RATE_LIMIT_BURST: z.coerce.number().int().min(1).optional(),
+  CORS_ORIGINS: list("").pipe(
+    z.array(z.string().regex(/^(\*|https?:\/\/[^/\s]+)$/, "an origin such as https://ops.example.com, or *")),
+  ),
 
   DATABASE_URL: z
     .string()

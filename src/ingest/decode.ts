@@ -19,6 +19,7 @@ export type RefusalReason =
   | "invalid-record"
   | "malformed-body"
   | "unsupported-media-type"
+  | "unsupported-encoding"
   | "body-too-large"
   | "batch-too-large"
   | "empty-body"
@@ -31,6 +32,7 @@ export class Refused extends Error {
     readonly reason: RefusalReason,
     message: string,
     readonly raw = "",
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }

@@ -12,9 +12,6 @@ export const contentTypes: Record<Format, string> = {
   csv: "text/csv; charset=utf-8",
 };
 
-export const formatOf = (accept: string | undefined): Format =>
-  (accept ?? "").includes("text/csv") ? "csv" : "json";
-
 /** Raw records as CSV: the envelope's fields, then every field of the kind as a dotted column. */
 export function recordsCsv(kind: Kind, records: StoredRecord[]): string {
   const paths = fieldPaths(kind.fields);

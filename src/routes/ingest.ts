@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Config } from "../config";
+import { acceptedEncodings, readBody } from "../ingest/body";
 import { type DecodedItem, decodePayload, mediaTypes, Refused } from "../ingest/decode";
 import type { Ingest } from "../ingest/pipeline";
 import { KafkaUnavailable } from "../kafka/publisher";
@@ -20,24 +21,6 @@ const IngestResultSchema = z
   })
   .openapi("IngestResult");
 
-/** Reads the body, stopping as soon as it is known to exceed `limit` bytes, declared or streamed. */
-async function readBody(request: Request, limit: number): Promise<Uint8Array> {
-  const tooLarge = (size: number | string) =>
-    new Refused(413, "body-too-large", `body of ${size} bytes exceeds the limit of ${limit} bytes`);
-  const declared = Number(request.headers.get("content-length") ?? Number.NaN);
-  if (declared > limit) throw tooLarge(declared);
-  if (!request.body) return new Uint8Array();
-  if (Number.isFinite(declared)) return new Uint8Array(await request.arrayBuffer());
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of request.body) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge(`more than ${limit}`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
-
 function refs(kind: Kind) {
   const one = [{ $ref: `#/components/schemas/${kind.title}` }];
   if (kind.alternate) one.push({ $ref: `#/components/schemas/${kind.alternate.title}` });
@@ -54,7 +37,8 @@ function ingestRoute(kind: Kind, config: Config) {
     description:
       `${kind.description} Source field: \`${kind.sourceField}\`. One record, a JSON array, NDJSON, or CSV with a ` +
       `header row (dotted names for nested fields). At most ${config.MAX_BATCH_ITEMS} records and ` +
-      `${config.MAX_BODY_BYTES} bytes. Answered 202 once every valid record is in Kafka (acks=all); invalid ` +
+      `${config.MAX_BODY_BYTES} bytes, decoded: the body may come with \`Content-Encoding: ${acceptedEncodings}\`. ` +
+      "Answered 202 once every valid record is in Kafka (acks=all); invalid " +
       "records are listed in `rejected` and written to the dead-letter topic.",
     request: {
       body: {
@@ -95,7 +79,7 @@ export function registerIngest(app: OpenAPIHono, deps: { config: Config; ingest:
       } catch (error) {
         if (!(error instanceof Refused)) throw error;
         await ingest.refused(kind, error.reason, error.message, error.raw, options);
-        throw new ProblemError(error.status, error.reason, error.message);
+        throw new ProblemError(error.status, error.reason, error.message, undefined, error.headers);
       }
 
       let outcome: Awaited<ReturnType<Ingest["records"]>>;

@@ -4,8 +4,9 @@ import { isUnavailable } from "../db/client";
 import { type Kind, kinds } from "../kinds";
 import { invalidParameter, unavailable } from "../problem";
 import type { Aggregates } from "../query/aggregates";
-import { contentTypes, formatOf, recordsCsv } from "../query/formats";
+import { contentTypes, type Format, recordsCsv } from "../query/formats";
 import { decodeCursor, type Records } from "../query/records";
+import { negotiate } from "./http";
 import { MAX_SOURCES, type QueryRoutes, queryRoutes } from "./query.routes";
 import type { AppRouteHandler } from "./types";
 
@@ -16,6 +17,18 @@ interface QueryDeps {
 }
 
 type Handler<Name extends keyof QueryRoutes> = AppRouteHandler<QueryRoutes[Name]>;
+
+const tabular: [Format, Format] = ["json", "csv"];
+const byteOrderMark = new Uint8Array([0xef, 0xbb, 0xbf]);
+
+/** A CSV answer, after a byte order mark when asked (Excel reads UTF-8 only then). */
+function csv(body: string | Uint8Array, bom: boolean) {
+  const text = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  return new Response(bom ? Buffer.concat([byteOrderMark, text]) : text, {
+    status: 200,
+    headers: { "content-type": contentTypes.csv, vary: "accept" },
+  });
+}
 
 /** The `from` and `to` of a read, which must come in that order. */
 function rangeOf(query: { from?: string; to?: string }) {
@@ -52,15 +65,14 @@ export function queryHandlers(kind: Kind, deps: QueryDeps) {
 
   const list: Handler<"list"> = async (c) => {
     const query = c.req.valid("query");
+    const format = negotiate(c.req.header("accept"), tabular);
     const cursor = query.cursor !== undefined ? decodeCursor(query.cursor) : undefined;
     if (query.cursor !== undefined && !cursor)
       throw invalidParameter("cursor", "not a cursor this API gave out");
     const filter = { sourceIds: sourcesOf(query), ...rangeOf(query), cursor, limit: query.limit };
     const page = await fromDatabase(() => records.list(kind, filter));
-    if (formatOf(c.req.header("accept")) === "csv") {
-      return c.body(recordsCsv(kind, page.items), 200, { "content-type": contentTypes.csv });
-    }
-    return c.json(page, 200);
+    if (format === "csv") return csv(recordsCsv(kind, page.items), query.bom === "true");
+    return c.json(page, 200, { vary: "accept" });
   };
 
   const aggregate: Handler<"aggregates"> = async (c) => {
@@ -72,15 +84,16 @@ export function queryHandlers(kind: Kind, deps: QueryDeps) {
       bySource: query.groupBy === "source",
       includeSuspect: query.includeSuspect === "true",
       metrics: query.metrics?.split(","),
-      format: formatOf(c.req.header("accept")),
+      format: negotiate(c.req.header("accept"), tabular),
     };
     const { body, contentType } = await fromDatabase(() => aggregates.answer(kind, request));
-    return c.body(typeof body === "string" ? body : new Uint8Array(body), 200, {
-      "content-type": contentType,
-    });
+    const bytes = typeof body === "string" ? body : new Uint8Array(body);
+    if (request.format === "csv") return csv(bytes, query.bom === "true");
+    return c.body(bytes, 200, { "content-type": contentType, vary: "accept" });
   };
 
   const latest: Handler<"latest"> = async (c) => {
+    negotiate(c.req.header("accept"), ["json"]);
     const items = await fromDatabase(() => records.latest(kind, sourcesOf(c.req.valid("query"))));
     return c.json({ items }, 200);
   };

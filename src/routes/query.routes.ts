@@ -20,7 +20,14 @@ const MetricStatsSchema = z
   })
   .openapi("MetricStats");
 
-const csvContent = { "text/csv": { schema: z.string().openapi({ description: "The same rows as CSV." }) } };
+const csvContent = {
+  "text/csv": {
+    schema: z.string().openapi({
+      description:
+        "The same rows as CSV (`Accept: text/csv`); text cells that a spreadsheet would run as a formula start with `'`.",
+    }),
+  },
+};
 
 /** The query parameters and answers of a kind's read endpoints. */
 function schemasOf(kind: Kind) {
@@ -35,6 +42,11 @@ function schemasOf(kind: Kind) {
       }),
   };
   const range = { from: isoTime("Inclusive start."), to: isoTime("Exclusive end.") };
+  const bom = {
+    bom: z.enum(["true", "false"]).default("false").openapi({
+      description: "With `Accept: text/csv`: start the CSV with a UTF-8 byte order mark, for Excel.",
+    }),
+  };
   const item = recordSchema
     .extend({
       kind: z.literal(kind.name),
@@ -66,6 +78,7 @@ function schemasOf(kind: Kind) {
       ...range,
       limit: z.coerce.number().int().min(1).max(1000).default(100),
       cursor: z.string().max(512).optional().openapi({ description: "`nextCursor` of the previous page." }),
+      ...bom,
     }),
     aggregateQuery: z.strictObject({
       ...sources,
@@ -80,6 +93,7 @@ function schemasOf(kind: Kind) {
       includeSuspect: z.enum(["true", "false"]).default("false").openapi({
         description: "Include records flagged as implausible (counter spikes, stuck sensors).",
       }),
+      ...bom,
     }),
     latestQuery: z.strictObject(sources),
     page: z.object({ items: z.array(item), nextCursor: z.string().nullable() }).openapi(`${kind.title}Page`),
@@ -93,7 +107,7 @@ function schemasOf(kind: Kind) {
 /** A kind's read endpoints: raw records, time buckets, the newest record per source. */
 export function queryRoutes(kind: Kind) {
   const schemas = schemasOf(kind);
-  const errors = problemResponses(400, 401, 403, 429, 503);
+  const errors = problemResponses(400, 401, 403, 406, 429, 503);
   const base = `/v1/${kind.name}`;
   return {
     list: createRoute({
