@@ -68,6 +68,29 @@ describe("OpenAPI", () => {
     expect(Object.keys(spec.paths["/readyz"].get.responses).sort()).toEqual(["200", "503"]);
   });
 
+  test("the ingest descriptions state the ts window and the cross-field rules", () => {
+    for (const kind of kinds) {
+      const { description } = spec.paths[`/v1/${kind.name}/${kind.resource}`].post;
+      expect(description).toContain("at most 300 s ahead of the time it is received and at most 30 days old");
+      expect(description).toContain("Content-Encoding: gzip, deflate");
+    }
+    const sensors = spec.components.schemas.SensorReading.description;
+    expect(sensors).toContain("At least one metric is required: temperature");
+    expect(spec.paths["/v1/sensors/readings"].post.description).toContain("At least one metric is required");
+  });
+
+  test("every read endpoint lists 406 for an Accept header it cannot satisfy", () => {
+    for (const kind of kinds) {
+      for (const path of [
+        `/v1/${kind.name}/${kind.resource}`,
+        `/v1/${kind.name}/aggregates`,
+        `/v1/${kind.name}/latest`,
+      ]) {
+        expect(spec.paths[path].get.responses["406"]).toBeDefined();
+      }
+    }
+  });
+
   test("the record schemas say unknown fields are refused", () => {
     for (const kind of kinds) expect(spec.components.schemas[kind.title].additionalProperties).toBe(false);
   });

@@ -31,7 +31,7 @@ const reading = (deviceId: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-const ingest = (body: BodyInit, headers: Record<string, string> = {}) =>
+const ingest = (body: string | Uint8Array, headers: Record<string, string> = {}) =>
   fetch(`${base}/v1/sensors/readings`, {
     method: "POST",
     headers: { ...authHeader, "content-type": "application/json", ...headers },

@@ -106,8 +106,8 @@ interface KindSpec<
   fields: Shape;
   /** Numeric fields that roll up into time buckets (count, sum, min, max). */
   metrics: Record<Metric, MetricSpec>;
-  /** Cross-field rules, e.g. "at least one metric". */
-  check?: (data: z.infer<z.ZodObject<Shape>>, ctx: z.RefinementCtx) => void;
+  /** A cross-field rule ("at least one metric"): said in words in the kind's description, then checked. */
+  rule?: { description: string; check: (data: z.infer<z.ZodObject<Shape>>, ctx: z.RefinementCtx) => void };
   /**
    * Values that are physically possible but not plausible (a counter spike): records holding one are stored
    * with a quality flag and left out of aggregates unless asked for.
@@ -171,10 +171,11 @@ export function defineKind<
     [spec.sourceField]: sourceIdSchema,
     ...spec.fields,
   });
-  const check = spec.check;
+  const rule = spec.rule;
+  const description = rule ? `${spec.description} ${rule.description}` : spec.description;
   const schema = (
-    check ? base.superRefine((data, ctx) => check(data as z.infer<z.ZodObject<Shape>>, ctx)) : base
-  ).openapi(spec.title, { description: spec.description, example: spec.example(EXAMPLE_TIME) });
+    rule ? base.superRefine((data, ctx) => rule.check(data as z.infer<z.ZodObject<Shape>>, ctx)) : base
+  ).openapi(spec.title, { description, example: spec.example(EXAMPLE_TIME) });
   const metrics = Object.entries<MetricSpec>(spec.metrics).map(([name, metric]) => {
     const path = (metric.path ?? name).split(".");
     // Names become SQL column names and paths SQL literals: code, never input, but kept to plain words.
@@ -195,6 +196,7 @@ export function defineKind<
   }
   return {
     ...spec,
+    description,
     metrics,
     group,
     plausible: spec.plausible ?? {},

@@ -11,7 +11,7 @@ export const sensors = defineKind({
   name: "sensors",
   resource: "readings",
   title: "SensorReading",
-  description: "An IoT sensor reading: at least one metric.",
+  description: "An IoT sensor reading.",
   sourceField: "deviceId",
   fields: {
     temperature: metric(-100, 150, "°C"),
@@ -33,14 +33,17 @@ export const sensors = defineKind({
   plausible: { temperature: [-40, 60], pm25: [0, 500], pm10: [0, 600], no2: [0, 400], co2: [300, 5000] },
   stuck: { metrics: ["temperature", "humidity"], after: 10 },
   group: { path: "location.city", label: "city" },
-  check: (reading, ctx) => {
-    if (metricNames.every((name) => reading[name] === undefined)) {
-      ctx.addIssue({
-        code: "custom",
-        path: [],
-        message: `at least one metric is required: ${metricNames.join(", ")}`,
-      });
-    }
+  rule: {
+    description: `At least one metric is required: ${metricNames.join(", ")}.`,
+    check: (reading, ctx) => {
+      if (metricNames.every((name) => reading[name] === undefined)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [],
+          message: `at least one metric is required: ${metricNames.join(", ")}`,
+        });
+      }
+    },
   },
   example: (at) => ({
     deviceId: "casablanca-aq-001",

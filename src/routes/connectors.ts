@@ -46,7 +46,7 @@ const connectorsRoute = createRoute({
         "application/json": { schema: z.object({ items: z.array(ConnectorSchema) }).openapi("Connectors") },
       },
     },
-    ...problemResponses(401, 403, 429),
+    ...problemResponses(401, 403, 406, 429),
   },
 });
 

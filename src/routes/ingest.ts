@@ -38,7 +38,9 @@ function ingestRoute(kind: Kind, config: Config) {
       `${kind.description} Source field: \`${kind.sourceField}\`. One record, a JSON array, NDJSON, or CSV with a ` +
       `header row (dotted names for nested fields). At most ${config.MAX_BATCH_ITEMS} records and ` +
       `${config.MAX_BODY_BYTES} bytes, decoded: the body may come with \`Content-Encoding: ${acceptedEncodings}\`. ` +
-      "Answered 202 once every valid record is in Kafka (acks=all); invalid " +
+      `A record's \`ts\` may be at most ${config.TS_MAX_FUTURE_SECONDS} s ahead of the time it is received and at ` +
+      `most ${config.TS_MAX_AGE_DAYS} days old; without \`id\` it gets a UUIDv7, with one it is stored once however ` +
+      "often it is sent. Answered 202 once every valid record is in Kafka (acks=all); invalid " +
       "records are listed in `rejected` and written to the dead-letter topic.",
     request: {
       body: {

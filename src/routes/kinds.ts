@@ -57,7 +57,7 @@ const kindsRoute = createRoute({
       description: "Every registered kind.",
       content: { "application/json": { schema: z.object({ items: z.array(KindSchema) }).openapi("Kinds") } },
     },
-    ...problemResponses(401, 429),
+    ...problemResponses(401, 406, 429),
   },
 });
 
