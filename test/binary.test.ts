@@ -64,6 +64,18 @@ test("bun run build makes linux x64 and arm64 executables; the x64 one runs Slui
   const script = await fetch(`${url}/dashboard/app.js`);
   expect(script.headers.get("content-type")).toStartWith("text/javascript");
   expect(await script.text()).toContain('from "./chart.js"');
+  // So does the API reference's bundle, which /docs links instead of a CDN.
+  const docs = await (await fetch(`${url}/docs`)).text();
+  const bundle = docs.match(/<script src="(\/docs\/scalar\.js\?v=\w+)"/)?.[1];
+  expect(bundle).toBeDefined();
+  const scalar = await fetch(`${url}${bundle}`, { headers: { "accept-encoding": "identity" } });
+  expect(scalar.status).toBe(200);
+  expect(scalar.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+  const scalarSource = await scalar.text();
+  expect(scalarSource.length).toBe(
+    (await Bun.file(`${root}/node_modules/@scalar/api-reference/dist/browser/standalone.js`).text()).length,
+  );
+  expect(scalarSource).toContain("createApiReference");
   proc.kill("SIGTERM");
   expect(await proc.exited).toBe(0);
 }, 120_000);
