@@ -386,6 +386,7 @@ describe("store", () => {
           "storeId",
           "ts",
           "sensorId",
+          "city",
           "visitorsIn",
           "visitorsOut",
           "transactions",
@@ -394,6 +395,8 @@ describe("store", () => {
         ].sort(),
       );
       expect(item.id).toBe(`${item.storeId}-${item.ts}`);
+      // The city the store is in, which the traffic kind groups stores by.
+      expect(item.storeId).toStartWith(`${item.city.toLowerCase()}-shop-`);
       const result = validate(traffic, item, new Date(clock.at));
       if (!("envelope" in result)) throw new Error(JSON.stringify(result.errors));
       expect(result.envelope.id).toBe(item.id);

@@ -163,22 +163,72 @@ describe("realistic data", () => {
     expect(mean(7.5, "pm25")).toBeGreaterThan(mean(2, "pm25") * 1.5);
   });
 
+  /** A store's visitors, transactions and revenue over [from, to), reporting every `everyMs`. */
+  const countsOver = (device: Device, random: Faker, from: number, to: number, everyMs: number) => {
+    simulators.traffic.reading(device, new Date(from), random); // its previous report
+    const total = { visitorsIn: 0, visitorsOut: 0, transactions: 0, revenue: 0, reports: 0 };
+    for (let at = from + everyMs; at <= to; at += everyMs) {
+      const reading = simulators.traffic.reading(device, new Date(at), random);
+      total.visitorsIn += reading.visitorsIn as number;
+      total.visitorsOut += reading.visitorsOut as number;
+      total.transactions += reading.transactions as number;
+      total.revenue += reading.revenue as number;
+      total.reports++;
+    }
+    return total;
+  };
+  /** Stores of one seed, whose counters never glitch: the glitches are for the quality flags' tests. */
+  const stores = (count: number, seed: number) => {
+    const devices = simulators.traffic.devices(count, faker(seed)) as Device<{ glitchesPerHour: number }>[];
+    for (const device of devices) device.state.glitchesPerHour = 0;
+    return devices as Device[];
+  };
+  const HOUR = 3_600_000;
+
   test("stores: closed at night, lunch busier than mid-morning, Saturday busier than Tuesday", () => {
-    const { simulator, device, random } = first("traffic", 5);
-    const visitors = (day: number, hourUtc: number) => {
-      let sum = 0;
-      for (let i = 0; i < 30; i++)
-        sum += simulator.reading(device, utc(day, hourUtc), random).visitorsIn as number;
-      return sum / 30;
-    };
-    // 2026-11-21 is a Saturday, 2026-11-17 a Tuesday; the store is in Casablanca (UTC+1).
+    const random = faker(5);
+    // Visitors in the hour from `hourUtc`, summed over ten stores reporting every 15 minutes.
+    const visitors = (day: number, hourUtc: number) =>
+      stores(10, 5).reduce((sum, device) => {
+        const from = utc(day, hourUtc).getTime();
+        return sum + countsOver(device, random, from, from + HOUR, 15 * 60_000).visitorsIn;
+      }, 0);
+    // 2026-11-21 is a Saturday, 2026-11-17 a Tuesday; the stores are at UTC+0 and UTC+1.
     expect(visitors(17, 1)).toBe(0);
     expect(visitors(17, 12)).toBeGreaterThan(visitors(17, 9) * 1.5);
     expect(visitors(21, 12)).toBeGreaterThan(visitors(17, 12) * 1.3);
-    const reading = simulator.reading(device, utc(17, 12), random);
-    const rate = (reading.transactions as number) / (reading.visitorsIn as number);
-    expect(rate).toBeGreaterThan(0.1);
-    expect(rate).toBeLessThan(0.45);
+    const [store] = stores(1, 5);
+    const lunch = countsOver(
+      store as Device,
+      random,
+      utc(17, 12).getTime(),
+      utc(17, 13).getTime(),
+      15 * 60_000,
+    );
+    expect(lunch.transactions / lunch.visitorsIn).toBeWithin(0.1, 0.45);
+    // Each store reports the city it is in, which the traffic kind groups stores by.
+    expect(simulators.traffic.reading(store as Device, utc(17, 13), random).city).toBe("Casablanca");
+  });
+
+  test("a store's hourly counts are the same whether it reports every 15 minutes or every 5 seconds", () => {
+    // Saturday lunch: every store is open and busy.
+    const [from, to] = [utc(21, 11).getTime(), utc(21, 12).getTime()];
+    const [slowRandom, fastRandom] = [faker(1), faker(2)];
+    const slow = stores(20, 8).map((device) => countsOver(device, slowRandom, from, to, 15 * 60_000));
+    const fast = stores(20, 8).map((device) => countsOver(device, fastRandom, from, to, 5_000));
+    expect(slow[0]?.reports).toBe(4);
+    expect(fast[0]?.reports).toBe(720);
+    slow.forEach((hour, i) => {
+      const other = fast[i] as typeof hour;
+      // Counts sized per report would be 180 times bigger at 5 s; what differs is rounding and basket sizes.
+      expect(hour.visitorsIn).toBeWithin(50, 2000);
+      const near = (a: number, b: number, share: number, least: number) =>
+        expect(Math.abs(a - b)).toBeLessThanOrEqual(Math.max(least, share * b));
+      near(other.visitorsIn, hour.visitorsIn, 0.02, 2);
+      near(other.visitorsOut, hour.visitorsOut, 0.05, 3);
+      near(other.transactions, hour.transactions, 0.05, 2);
+      near(other.revenue, hour.revenue, 0.15, 0);
+    });
   });
 
   test("weather stations report in OpenWeather's shape, which the gateway accepts", async () => {

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { defineKind, sourceIdSchema } from "./define";
+import { defineKind, sourceIdSchema, textSchema } from "./define";
 
 const count = (unit: string) => z.number().int().min(0).max(1_000_000).describe(unit);
 
@@ -11,6 +11,9 @@ export const traffic = defineKind({
   sourceField: "storeId",
   fields: {
     sensorId: sourceIdSchema.optional(),
+    city: textSchema(100)
+      .optional()
+      .openapi({ description: "The store's city: charts draw one line per city." }),
     visitorsIn: count("visitors"),
     visitorsOut: count("visitors").optional(),
     transactions: count("transactions").optional(),
@@ -35,6 +38,7 @@ export const traffic = defineKind({
     transactions: [0, 1000],
     revenue: [0, 100_000],
   },
+  group: { path: "city", label: "city" },
   derived: {
     conversionRate: {
       description: "Transactions per visitor who came in.",
@@ -46,6 +50,7 @@ export const traffic = defineKind({
     storeId: "paris-store-004",
     ts: at.toISOString(),
     sensorId: "paris-store-004-door-1",
+    city: "Paris",
     visitorsIn: 42,
     visitorsOut: 37,
     transactions: 11,

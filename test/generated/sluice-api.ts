@@ -1942,6 +1942,7 @@ export interface components {
          *       "storeId": "paris-store-004",
          *       "ts": "2026-11-22T08:30:00.000Z",
          *       "sensorId": "paris-store-004-door-1",
+         *       "city": "Paris",
          *       "visitorsIn": 42,
          *       "visitorsOut": 37,
          *       "transactions": 11,
@@ -1959,6 +1960,8 @@ export interface components {
             ts: string | number;
             storeId: string;
             sensorId?: string;
+            /** @description The store's city: charts draw one line per city. */
+            city?: string;
             /** @description visitors */
             visitorsIn: number;
             /** @description visitors */
@@ -2421,6 +2424,8 @@ export interface components {
         };
         TrafficCountData: {
             sensorId?: string;
+            /** @description The store's city: charts draw one line per city. */
+            city?: string;
             /** @description visitors */
             visitorsIn?: number;
             /** @description visitors */

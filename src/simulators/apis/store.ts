@@ -1,4 +1,4 @@
-import { trafficSimulator } from "../traffic";
+import { restartCounter, trafficSimulator } from "../traffic";
 import {
   type ApiDefinition,
   type ApiServerOptions,
@@ -72,7 +72,7 @@ export function storeApi(options: ApiServerOptions): ApiDefinition {
     const items: Item[] = [];
     for (const store of stores) {
       const offset = store.state.city.utcOffset * HOUR;
-      const device = { ...store, state: { ...store.state, inside: 0 } };
+      const device = { ...store, state: restartCounter(store.state) };
       for (let t = Math.floor((start + offset) / DAY) * DAY - offset; t < end; t += INTERVAL) {
         faker.seed(hashNumber(seed, store.sourceId, t));
         const at = new Date(t);
