@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, as a newcomer and CI run it: installs Bun (from npm), the locked dependencies and
-# Debian's Chromium if missing, starts the project's Kafka broker, then type-checks, lints and runs
+# Debian's Chromium if missing, starts PostgreSQL and Redis if they are not running, the project's Kafka broker, then type-checks, lints and runs
 # `bun test` against the real Kafka, PostgreSQL, Redis and Mosquitto. Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+source scripts/services.sh
 ensure_bun
+{ ensure_postgres && ensure_redis; } || { echo "0 passed, 1 failed"; exit 1; }
 bun install --frozen-lockfile >/dev/null || { echo "bun install failed"; echo "0 passed, 1 failed"; exit 1; }
 bash scripts/kafka.sh start || { echo "0 passed, 1 failed"; exit 1; }
 # The dashboard is tested in Debian's Chromium (headless).

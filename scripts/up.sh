@@ -1,23 +1,42 @@
 #!/usr/bin/env bash
 # The whole pipeline on this machine, fed by simulators of every kind. Installs what is missing (Bun from
-# npm, the locked dependencies, Kafka's jars), starts Kafka and Mosquitto, the simulated APIs the connectors
-# poll, then Sluice (migrations, gateway, sink, connectors), then the device simulators. Ctrl-C stops
+# npm, the locked dependencies, Kafka's jars; PostgreSQL and Redis from Debian's packages), starts Kafka and
+# Mosquitto, the simulated APIs the connectors poll, then Sluice (migrations, gateway, sink, connectors), then
+# the device simulators. Logs go to .cache/*.log; the terminal keeps one live status line. Ctrl-C stops
 # everything it started.
+#   scripts/up.sh [--reset]    --reset first empties the demo's database, Redis keys and Kafka topics
 set -euo pipefail
 cd "$(dirname "$0")/.."
+reset=
+case "${1:-}" in
+  "") ;;
+  --reset) reset=yes ;;
+  *) echo "usage: scripts/up.sh [--reset]" >&2; exit 2 ;;
+esac
 source scripts/lib.sh
+source scripts/services.sh
+mkdir -p .cache
 ensure_bun
-bun install --frozen-lockfile
+bun install --frozen-lockfile >.cache/install.log 2>&1 || { cat .cache/install.log; exit 1; }
+ensure_postgres
+ensure_redis
 # Stop on exit only what this script started.
 kafka_was_running=$( (bash scripts/kafka.sh status >/dev/null 2>&1 || (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null) && echo yes || true)
-bash scripts/kafka.sh start
+echo "starting Kafka (log in .cache/kafka.log)..."
+bash scripts/kafka.sh start >.cache/kafka.log 2>&1 || { tail -20 .cache/kafka.log; exit 1; }
 random() { head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9'; }
 export MQTT_GATEWAY_PASSWORD=${MQTT_GATEWAY_PASSWORD:-$(random)} MQTT_SIMULATOR_PASSWORD=${MQTT_SIMULATOR_PASSWORD:-$(random)}
+if [ -n "$reset" ]; then
+  bash scripts/mosquitto.sh stop
+  rm -rf ".cache/mosquitto-${MQTT_PORT:-1884}"
+  bun scripts/reset.ts
+fi
 bash scripts/mosquitto.sh start
 
 pids=()
 cleanup() {
   trap - INT TERM EXIT
+  echo
   echo "stopping..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -61,11 +80,12 @@ export API_KEY=${API_KEY:-${API_KEYS%%,*}}
 export MQTT_URL=${MQTT_URL:-mqtt://127.0.0.1:${MQTT_PORT:-1884}}
 export SLUICE_URL=http://127.0.0.1:$PORT
 
-MQTT_USERNAME=sluice-gateway MQTT_PASSWORD=$MQTT_GATEWAY_PASSWORD bun run src/main.ts start &
+echo "starting Sluice (log in .cache/sluice.log)..."
+MQTT_USERNAME=sluice-gateway MQTT_PASSWORD=$MQTT_GATEWAY_PASSWORD bun run src/main.ts start >.cache/sluice.log 2>&1 &
 gateway=$!
 pids+=("$gateway")
 for _ in $(seq 1 120); do curl -sf "$SLUICE_URL/readyz" >/dev/null && break; sleep 0.5; done
-curl -sf "$SLUICE_URL/readyz" >/dev/null || { echo "Sluice did not become ready"; exit 1; }
+curl -sf "$SLUICE_URL/readyz" >/dev/null || { echo "Sluice did not become ready:"; tail -20 .cache/sluice.log; exit 1; }
 
 # Devices push: sensors and door counters, a day of history first, so that aggregates have something to show,
 # then live over HTTP and MQTT. Weather and flights come from the connectors polling their APIs.
@@ -77,22 +97,30 @@ MQTT_USERNAME=sluice-simulator MQTT_PASSWORD=$MQTT_SIMULATOR_PASSWORD \
   >.cache/simulate-mqtt.log 2>&1 &
 pids+=($!)
 
+auth="-H 'authorization: Bearer $API_KEY'"
 cat <<MSG
 
-Sluice is running, fed by simulators (logs in .cache/simulate-*.log) and polling the APIs of
-$CONNECTORS_FILE (simulated ones unless OPENWEATHER_API_KEY / AVIATIONSTACK_API_KEY are set).
-  API reference   $SLUICE_URL/docs        (OpenAPI: $SLUICE_URL/openapi.json)
+Sluice is running on $SLUICE_URL, fed by simulated devices and polling the APIs of $CONNECTORS_FILE
+(simulated ones unless OPENWEATHER_API_KEY / AVIATIONSTACK_API_KEY are set). Logs: .cache/*.log.
+
+API key for this run (every /v1 request needs it):
+$API_KEY
+
   Dashboard       $SLUICE_URL/dashboard#key=$API_KEY
-  Metrics         $SLUICE_URL/metrics
-  Health          curl -s $SLUICE_URL/readyz
-  Try
-    curl -s '$SLUICE_URL/v1/sensors/latest'
-    curl -s '$SLUICE_URL/v1/sensors/aggregates?bucket=1h&metrics=temperature,pm25&groupBy=source'
-    curl -s '$SLUICE_URL/v1/traffic/aggregates?bucket=1h'
-    curl -s -H 'accept: text/csv' '$SLUICE_URL/v1/weather/aggregates?bucket=15m'
-    curl -s '$SLUICE_URL/v1/connectors'
-    curl -s -X POST $SLUICE_URL/v1/sensors/readings -H 'content-type: application/json' \\
-      -d '{"deviceId":"my-device","ts":"'\$(date -u +%FT%TZ)'","temperature":21.5}'
+  API reference   $SLUICE_URL/docs   (OpenAPI: $SLUICE_URL/openapi.json)
+  Metrics         $SLUICE_URL/metrics   Health: $SLUICE_URL/readyz
+
+Try:
+  curl -s $auth '$SLUICE_URL/v1/sensors/latest'
+  curl -s $auth '$SLUICE_URL/v1/sensors/aggregates?bucket=1h&metrics=temperature,pm25&groupBy=source'
+  curl -s $auth '$SLUICE_URL/v1/traffic/aggregates?bucket=1h'
+  curl -s $auth -H 'accept: text/csv' '$SLUICE_URL/v1/weather/aggregates?bucket=15m'
+  curl -s $auth '$SLUICE_URL/v1/connectors'
+  curl -s $auth -X POST $SLUICE_URL/v1/sensors/readings -H 'content-type: application/json' \\
+    -d '{"deviceId":"my-device","ts":"'\$(date -u +%FT%TZ)'","temperature":21.5}'
+
 Ctrl-C stops it all.
 MSG
+bun scripts/status.ts "$SLUICE_URL" &
+pids+=($!)
 wait "$gateway"
