@@ -5,6 +5,7 @@ import type { Runtime } from "../src/runtime";
 import type { Device } from "../src/simulators";
 import { simulators } from "../src/simulators";
 import { parseSimulateArgs, runSimulateCommand, simulate } from "../src/simulators/run";
+import { DEFAULT_MQTT_URL } from "../src/simulators/send";
 import { eventually, freePort, startMosquitto, startRuntime, testKey } from "./helpers";
 
 let mosquitto: Awaited<ReturnType<typeof startMosquitto>>;
@@ -131,6 +132,64 @@ describe("the runner", () => {
     expect(await runSimulateCommand(["--help"])).toBe(0);
     expect(await runSimulateCommand(["--backfill", "a week"])).toBe(2);
   });
+});
+
+describe("the command line", () => {
+  /** `bun run simulate` as a user runs it, with the environment given (and no MQTT account of this shell). */
+  const simulateCommand = async (args: string[], extra: Record<string, string>) => {
+    const proc = Bun.spawn(["bun", "src/main.ts", "simulate", ...args], {
+      cwd: `${import.meta.dir}/..`,
+      env: { ...process.env, MQTT_USERNAME: "", MQTT_PASSWORD: "", ...extra },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [code, stdout, stderr] = await Promise.all([
+      proc.exited,
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+    ]);
+    return { code, stdout, stderr };
+  };
+  const mqttRun = ["--kind", "sensors", "--transport", "mqtt", "--duration", "1"];
+
+  test("a broker that wants credentials gets one line naming MQTT_USERNAME and MQTT_PASSWORD, not a stack trace", async () => {
+    const { code, stdout, stderr } = await simulateCommand(mqttRun, { MQTT_URL: mosquitto.url });
+    expect(code).toBe(1);
+    expect(stdout).toBe("");
+    expect(stderr.trim().split("\n")).toEqual([
+      `the MQTT broker at ${mosquitto.url} requires credentials (Connection refused: Not authorized): set ` +
+        "MQTT_USERNAME and MQTT_PASSWORD (scripts/up.sh's simulator account is sluice-simulator, its password " +
+        "MQTT_SIMULATOR_PASSWORD)",
+    ]);
+    const wrong = await simulateCommand(mqttRun, {
+      MQTT_URL: mosquitto.url,
+      MQTT_USERNAME: mosquitto.fleet.username,
+      MQTT_PASSWORD: "not-the-password",
+    });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr.trim()).toBe(
+      `the MQTT broker at ${mosquitto.url} refused user sluice-simulator (Connection refused: Not authorized): ` +
+        "check MQTT_USERNAME and MQTT_PASSWORD",
+    );
+    const nobody = `mqtt://127.0.0.1:${await freePort()}`;
+    const absent = await simulateCommand(mqttRun, { MQTT_URL: nobody });
+    expect(absent.code).toBe(1);
+    expect(absent.stderr.trim()).toStartWith(`cannot reach the MQTT broker at ${nobody} (`);
+    expect(absent.stderr.trim().split("\n")).toHaveLength(1);
+  }, 30_000);
+
+  test("the default broker is up.sh's Mosquitto, and --help says what --rate is", async () => {
+    const port = (await Bun.file(`${import.meta.dir}/../scripts/mosquitto.sh`).text()).match(
+      /port=\$\{MQTT_PORT:-(\d+)\}/,
+    )?.[1];
+    expect(DEFAULT_MQTT_URL).toBe(`mqtt://127.0.0.1:${port}`);
+    const { code, stdout } = await simulateCommand(["--help"], {});
+    expect(code).toBe(0);
+    expect(stdout).toContain(`MQTT_URL (${DEFAULT_MQTT_URL}`);
+    const rate = stdout.slice(stdout.indexOf("--rate"), stdout.indexOf("--devices"));
+    expect(rate).toContain("records a second, all kinds and devices together: 0.1 or more");
+    expect(rate).toContain("RATE_LIMIT_PER_SECOND");
+  }, 30_000);
 });
 
 describe("realistic data", () => {

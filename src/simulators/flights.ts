@@ -1,4 +1,3 @@
-import type { Faker } from "@faker-js/faker";
 import type { AircraftType, Airline, Airport, Rotation } from "./airports";
 import { aircraftTypes, airlines, airports, along, bearing, distanceKm, rotations } from "./airports";
 import { type Device, round, type Simulator } from "./simulator";
@@ -164,12 +163,15 @@ function airborne(leg: Leg, since: number) {
   return { km, altitude: (top * left) / p.descent, speed, vertical: -top / p.descent };
 }
 
-/** Where the aircraft is at `t` while the leg is active: taxiing, climbing, cruising, descending. */
-function live(leg: Leg, t: number, faker: Faker) {
+/**
+ * Where the aircraft is at `t` while the leg is active: taxiing, climbing, cruising, descending. `u` (0–1) jitters
+ * the speed; it comes from the moment, so the same status is the same body (and the gateway's id) every time.
+ */
+function live(leg: Leg, t: number, u: number) {
   const onGround = t < leg.takeoff || t >= leg.touchdown;
   const taxiing = { km: t < leg.takeoff ? 0 : leg.distance, altitude: 0, speed: 25, vertical: 0 };
   const flight = onGround ? taxiing : airborne(leg, (t - leg.takeoff) / MINUTE);
-  const jitter = faker.number.float(onGround ? { min: 0.8, max: 1.2 } : { min: 0.99, max: 1.01 });
+  const jitter = onGround ? 0.8 + 0.4 * u : 0.99 + 0.02 * u;
   const point = along(leg.from, leg.to, Math.min(1, Math.max(0, flight.km / leg.distance)));
   // Taxiing in, the aircraft has arrived: it keeps the course it landed on.
   const direction = t >= leg.touchdown ? (bearing(leg.to, leg.from) + 180) % 360 : bearing(point, leg.to);
@@ -192,7 +194,7 @@ const minutesLate = (time: number, scheduled: number) =>
   Math.max(0, Math.round((time - scheduled) / MINUTE)) || null;
 
 /** The leg's status at `t` as an item of AviationStack's `GET /v1/flights`, nulls for what is not known yet. */
-function status(state: AircraftState, leg: Leg, t: number, faker: Faker) {
+function status(state: AircraftState, leg: Leg, t: number) {
   const when = (time: number, known: boolean) => (known ? aviationTime(time) : null);
   const cancelled = leg.fate === "cancelled";
   const departed = !cancelled && t >= leg.offBlock;
@@ -241,15 +243,15 @@ function status(state: AircraftState, leg: Leg, t: number, faker: Faker) {
       codeshared: null,
     },
     aircraft: { registration: state.registration, iata: type.iata, icao: type.icao, icao24: state.icao24 },
-    live: flightStatus === "active" ? live(leg, t, faker) : null,
+    live: flightStatus === "active" ? live(leg, t, generator(state.seed, t)()) : null,
   };
 }
 
 /** The aircraft's status at `at`; its source id becomes the flight's id, which the gateway derives alike. */
-function observe(device: Device<AircraftState>, at: Date, faker: Faker) {
+function observe(device: Device<AircraftState>, at: Date) {
   const leg = currentLeg(device.state, at.getTime());
   device.sourceId = `${device.state.airline.iata + leg.number}-${leg.date}`;
-  return status(device.state, leg, at.getTime(), faker);
+  return status(device.state, leg, at.getTime());
 }
 
 /**
@@ -284,7 +286,7 @@ export const flightsSimulator: Simulator<AircraftState> = {
     }),
   reading: observe,
   invalid: (device, at, faker) => {
-    const reading = observe(device, at, faker);
+    const reading = observe(device, at);
     const position = reading.live ?? { updated: at.toISOString(), latitude: 33.37, longitude: -7.59 };
     return faker.helpers.arrayElement([
       { ...reading, flight_status: "boarding" },

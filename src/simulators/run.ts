@@ -1,23 +1,45 @@
 import { parseArgs } from "node:util";
 import { en, Faker } from "@faker-js/faker";
-import mqtt, { type MqttClient } from "mqtt";
-import { isKindName, type KindName, kindNames, kinds } from "../kinds";
+import type { MqttClient } from "mqtt";
+import { findKind, isKindName, type KindName, kindNames } from "../kinds";
+import { BACKFILL_SEED, backfillId, backfillTimes } from "./backfill";
 import { type Device, type Simulator, simulators } from "./index";
+import {
+  type Counters,
+  connectMqtt,
+  DEFAULT_MQTT_URL,
+  httpSender,
+  limiter,
+  mqttSender,
+  type Payload,
+  type Send,
+  SimulatorSetupError,
+} from "./send";
 
 const usage = `usage: bun run simulate [options]
   --kind ${kindNames.join("|")}|all   (default all; several separated by commas)
   --transport http|mqtt                (default http)
-  --rate <records/s>                   all kinds together (default 20)
-  --devices <n>                        per kind (default 20)
-  --duration <s>                       0 runs until Ctrl-C (default 60)
-  --batch <n>                          records per request or message (default 1)
+  --rate <records/s>                   live records a second, all kinds and devices together: 0.1 or more
+                                       (default 20); each device reads every kinds × devices / rate seconds.
+                                       Held while the gateway keeps up with 64 sends in flight (the summary
+                                       says what was achieved); over RATE_LIMIT_PER_SECOND requests a second
+                                       (1000 by default) it answers 429, so send more per request with --batch.
+                                       The backfill does not use it
+  --devices <n>                        per kind, 1 or more (default 20)
+  --duration <s>                       of the live part, after any backfill; 0 runs until Ctrl-C (default 60)
+  --batch <n>                          records per request or message, 1 to 5000 (default 1): a device's
+                                       readings since its previous batch
   --invalid-ratio <0..1>               share of payloads that must be refused (default 0)
-  --seed <n>                           repeatable data
-  --backfill <e.g. 7d, 12h>            first write this much history, as fast as the gateway takes it
+  --seed <n>                           repeatable data (default random; ${BACKFILL_SEED} with --backfill)
+  --backfill <e.g. 7d, 12h, 30m>       first write this much history, as fast as the gateway takes it: every
+                                       device at its kind's interval, on a fixed UTC grid, with ids derived from
+                                       kind, source and time, so that running it again stores nothing twice
   --serve openweather|aviationstack|store  instead, serve that external API over HTTP until Ctrl-C, with
       [--port <n>] [--host <h>] [--api-key <k>] [--per-minute <n>] [--per-month <n>] [--devices <n>] [--seed <n>]
       (the key may come from SIMULATED_API_KEY instead of --api-key)
-environment: SLUICE_URL (http://127.0.0.1:8080), API_KEY, MQTT_URL (mqtt://127.0.0.1:1883), MQTT_TOPIC_PREFIX (sluice/v1)`;
+environment: SLUICE_URL (http://127.0.0.1:8080), API_KEY, MQTT_TOPIC_PREFIX (sluice/v1),
+  MQTT_URL (${DEFAULT_MQTT_URL}, the Mosquitto of scripts/up.sh), MQTT_USERNAME and MQTT_PASSWORD
+  (the shipped Mosquitto config requires them: scripts/up.sh's account is sluice-simulator)`;
 
 /** The environment variables the simulators read. */
 export const simulatorEnv = [
@@ -39,6 +61,8 @@ export interface SimulateOptions {
   invalidRatio: number;
   seed?: number;
   backfillMs: number;
+  /** The moment the backfill reaches (epoch ms): the clock unless a test says otherwise. */
+  backfillUntil?: number;
 }
 
 export function parseSimulateArgs(argv: string[]): SimulateOptions {
@@ -87,97 +111,14 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions {
   };
 }
 
-interface Counters {
-  sent: number;
-  acknowledged: number;
-  rejected: number;
-  /** Valid records the gateway refused, and transport failures. */
-  errors: number;
-  invalidSent: number;
-}
-
-interface Payload {
-  body: Record<string, unknown>;
-  valid: boolean;
-}
-
-/** Sends one batch of one kind's device; updates the counters with what the gateway said. */
-type Send = (simulator: Simulator, device: Device, payloads: Payload[], counters: Counters) => Promise<void>;
-
-function httpSender(baseUrl: string, apiKey?: string): Send {
-  const paths = Object.fromEntries(
-    kinds.map((kind) => [kind.name, `${baseUrl}/v1/${kind.name}/${kind.resource}`]),
-  );
-  return async (simulator, _device, payloads, counters) => {
-    const body = payloads.length === 1 ? payloads[0]?.body : payloads.map((payload) => payload.body);
-    let response: Response;
-    try {
-      response = await fetch(paths[simulator.kind] as string, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
-        },
-        body: JSON.stringify(body),
-      });
-    } catch {
-      counters.errors += payloads.length;
-      return;
-    }
-    const answer = (await response.json().catch(() => ({}))) as { rejected?: { index: number }[] };
-    if (response.status === 202) {
-      const refused = new Set((answer.rejected ?? []).map((rejection) => rejection.index));
-      payloads.forEach((payload, index) => {
-        if (!refused.has(index)) counters.acknowledged++;
-        else if (payload.valid) counters.errors++;
-        else counters.rejected++;
-      });
-    } else if (response.status === 422 || response.status === 400) {
-      for (const payload of payloads) {
-        if (payload.valid) counters.errors++;
-        else counters.rejected++;
-      }
-    } else counters.errors += payloads.length;
-  };
-}
-
-function mqttSender(client: MqttClient, prefix: string): Send {
-  return async (simulator, device, payloads, counters) => {
-    const body = payloads.length === 1 ? payloads[0]?.body : payloads.map((payload) => payload.body);
-    try {
-      await client.publishAsync(`${prefix}/${simulator.kind}/${device.sourceId}`, JSON.stringify(body), {
-        qos: 1,
-      });
-      // The broker acknowledges; whether the gateway refused an invalid payload shows in the dead-letter topic.
-      for (const payload of payloads) {
-        if (payload.valid) counters.acknowledged++;
-        else counters.rejected++;
-      }
-    } catch {
-      counters.errors += payloads.length;
-    }
-  };
-}
-
-/** Keeps at most `limit` sends in flight. */
-function limiter(limit: number) {
-  const running = new Set<Promise<void>>();
-  return {
-    async run(work: () => Promise<void>) {
-      while (running.size >= limit) await Promise.race(running);
-      const task = work().finally(() => running.delete(task));
-      running.add(task);
-    },
-    drain: () => Promise.all(running),
-  };
-}
-
 export async function simulate(
   options: SimulateOptions,
   env: Record<string, string | undefined> = process.env,
 ) {
   const faker = new Faker({ locale: [en] });
-  if (options.seed !== undefined) faker.seed(options.seed);
+  // A backfill makes the same devices every time, so that a rerun writes the same history (see backfill.ts).
+  const seed = options.seed ?? (options.backfillMs > 0 ? BACKFILL_SEED : undefined);
+  if (seed !== undefined) faker.seed(seed);
   const fleets = options.kinds.map((name) => {
     const simulator = simulators[name];
     return { simulator, devices: simulator.devices(options.devices, faker), next: 0 };
@@ -185,25 +126,33 @@ export async function simulate(
   let client: MqttClient | undefined;
   let send: Send;
   if (options.transport === "mqtt") {
-    client = await mqtt.connectAsync(env.MQTT_URL ?? "mqtt://127.0.0.1:1883", {
-      clientId: `sluice-simulator-${process.pid}`,
-      username: env.MQTT_USERNAME,
-      password: env.MQTT_PASSWORD,
-    });
-    send = mqttSender(client, env.MQTT_TOPIC_PREFIX ?? "sluice/v1");
+    client = await connectMqtt(env);
+    send = mqttSender(client, env.MQTT_TOPIC_PREFIX || "sluice/v1");
   } else {
-    send = httpSender((env.SLUICE_URL ?? "http://127.0.0.1:8080").replace(/\/$/, ""), env.API_KEY);
+    send = httpSender((env.SLUICE_URL || "http://127.0.0.1:8080").replace(/\/$/, ""), env.API_KEY);
   }
   const counters: Counters = { sent: 0, acknowledged: 0, rejected: 0, errors: 0, invalidSent: 0 };
   const inFlight = limiter(64);
-  const payload = (simulator: Simulator, device: Device, at: Date): Payload => {
+  /** When each device last made a reading: its next one covers the time since (a store counts its visitors). */
+  const last = new Map<Device, number>();
+  const payload = (simulator: Simulator, device: Device, at: number, backfill: boolean): Payload => {
     const valid = faker.number.float() >= options.invalidRatio;
     if (!valid) counters.invalidSent++;
     counters.sent++;
-    return {
-      valid,
-      body: valid ? simulator.reading(device, at, faker) : simulator.invalid(device, at, faker),
-    };
+    const when = new Date(at);
+    const body = valid ? simulator.reading(device, when, faker) : simulator.invalid(device, when, faker);
+    last.set(device, at);
+    // A body in another API's shape (OpenWeather, AviationStack) has an id the gateway derives from it.
+    if (backfill && valid && !findKind(simulator.kind)?.alternate?.detect(body)) {
+      body.id = backfillId(simulator.kind, device.sourceId, at);
+    }
+    return { body, valid, sourceId: device.sourceId };
+  };
+  /** Starts a device off as if it had reported at `at`: that reading is made and dropped. */
+  const prime = (simulator: Simulator, device: Device, at: number) => {
+    simulator.reading(device, new Date(at), faker);
+    last.set(device, at);
+    return at;
   };
 
   const started = performance.now();
@@ -226,36 +175,43 @@ export async function simulate(
   process.once("SIGTERM", stop);
 
   if (options.backfillMs > 0) {
-    // History, oldest first: every device reports at its kind's interval, sent in batches of 500.
+    // History, oldest first, on each kind's grid: every device reports at its interval, in requests of 500.
+    const now = options.backfillUntil ?? Date.now();
     for (const { simulator, devices } of fleets) {
-      const step = simulator.backfillEveryMinutes * 60_000;
-      const end = Date.now() - 60_000;
-      for (let at = end - options.backfillMs; at < end && !stopped; at += step) {
+      const times = backfillTimes(simulator.backfillEveryMinutes, options.backfillMs, now);
+      const first = (times[0] ?? now) - simulator.backfillEveryMinutes * 60_000;
+      for (const device of devices) prime(simulator, device, first);
+      for (const at of times) {
         for (let i = 0; i < devices.length && !stopped; i += 500) {
-          const group = devices.slice(i, i + 500);
-          const device = group[0] as Device;
-          const payloads = group.map((d) => payload(simulator, d, new Date(at)));
-          await inFlight.run(() => send(simulator, device, payloads, counters));
+          const payloads = devices.slice(i, i + 500).map((device) => payload(simulator, device, at, true));
+          await inFlight.run(() => send(simulator, payloads, counters));
         }
       }
     }
     await inFlight.drain();
+    // The live part need not repeat itself from run to run.
+    if (options.seed === undefined) faker.seed();
   }
 
-  // Live: `rate` records a second in all, a batch at a time, round-robin over kinds and their devices.
+  // Live: `rate` records a second in all, a batch at a time, round-robin over kinds and their devices. A batch
+  // holds one device's readings since its previous batch, spread evenly up to now.
   const liveStarted = performance.now();
   const sentBeforeLive = counters.sent;
   const deadline =
     options.durationSeconds > 0 ? liveStarted + options.durationSeconds * 1000 : Number.POSITIVE_INFINITY;
+  const batchEveryMs = (fleets.length * options.devices * options.batch * 1000) / options.rate;
   let batches = 0;
   while (!stopped && performance.now() < deadline) {
     const due = Math.floor((((performance.now() - liveStarted) / 1000) * options.rate) / options.batch);
     for (; batches < due && !stopped; batches++) {
       const fleet = fleets[batches % fleets.length] as (typeof fleets)[number];
       const device = fleet.devices[fleet.next++ % fleet.devices.length] as Device;
-      const now = new Date();
-      const payloads = Array.from({ length: options.batch }, () => payload(fleet.simulator, device, now));
-      await inFlight.run(() => send(fleet.simulator, device, payloads, counters));
+      const now = Date.now();
+      const from = last.get(device) ?? prime(fleet.simulator, device, now - batchEveryMs);
+      const payloads = Array.from({ length: options.batch }, (_, j) =>
+        payload(fleet.simulator, device, Math.round(from + ((j + 1) * (now - from)) / options.batch), false),
+      );
+      await inFlight.run(() => send(fleet.simulator, payloads, counters));
     }
     await Bun.sleep(5);
   }
@@ -289,7 +245,14 @@ export async function runSimulateCommand(argv: string[]) {
     console.error((error as Error).message);
     return 2;
   }
-  const summary = await simulate(options);
+  let summary: Awaited<ReturnType<typeof simulate>>;
+  try {
+    summary = await simulate(options);
+  } catch (error) {
+    if (!(error instanceof SimulatorSetupError)) throw error;
+    console.error(error.message);
+    return 1;
+  }
   if (summary.errors > 0) {
     console.error(`the gateway refused or failed ${summary.errors} records it should have taken`);
     return 1;
