@@ -163,8 +163,9 @@ beforeAll(async () => {
       },
     );
     traffic.push(
-      { storeId: "store-a", ts, visitorsIn: 30 + Math.round(10 * wave), transactions: 8 },
-      { storeId: "store-b", ts, visitorsIn: 12, transactions: 2 },
+      { storeId: "store-a", ts, city: "Lyon", visitorsIn: 30 + Math.round(10 * wave), transactions: 8 },
+      { storeId: "store-b", ts, city: "Dakar", visitorsIn: 12, transactions: 2 },
+      { storeId: "store-c", ts, city: "Lyon", visitorsIn: 5, transactions: 1 },
     );
     for (const flight of flightPlan) flights.push(flightStatus(flight, now, minutes));
   }
@@ -174,6 +175,13 @@ beforeAll(async () => {
   expect(
     (await post(runtime, "/v1/sensors/readings", { deviceId: "casa-1", ts: now, humidity: 140 })).status,
   ).toBe(422);
+  // Refused counts: three with a negative count, two naming a field the kind does not have.
+  const refused = [-3, -1, -7].map((visitorsIn) => ({ storeId: "store-a", ts: now, visitorsIn }));
+  refused.push(
+    { storeId: "store-b", ts: now, visitorsIn: 2, cashier: "Ana" } as (typeof refused)[number],
+    { storeId: "store-c", ts: now, visitorsIn: 4, cashier: "Bo" } as (typeof refused)[number],
+  );
+  expect((await post(runtime, "/v1/traffic/counts", refused)).status).toBe(422);
   const stored = sensors.length + traffic.length + flights.length;
   await eventually(() => (runtime.sink?.stats.records ?? 0) >= stored, 30_000);
   browser = await chromium.launch({
@@ -211,14 +219,28 @@ test("the dashboard draws posted data live, the chooser changes it, and the key 
   // Each city is one request naming its devices.
   expect(asked(requests, "/v1/sensors/aggregates").map((query) => query.get("deviceId"))).toContain("casa-1");
 
-  // The dead letter shows with its reason.
-  await page.waitForFunction(
-    `document.querySelector("#dead")?.textContent?.includes("invalid-record")`,
-    null,
-    {
-      timeout: 10_000,
-    },
-  );
+  // Dead letters by kind and reason: the latest ones grouped by their first error, the most frequent first, and
+  // the totals since start by kind and reason.
+  const rows = (table: string) =>
+    page.evaluate(
+      `[...document.querySelectorAll("${table} tr")].map((tr) => [...tr.children].map((td) => td.textContent))`,
+    ) as Promise<string[][]>;
+  await page.waitForFunction(`document.querySelectorAll("#dead tr").length === 4`, null, { timeout: 10_000 });
+  const grouped = (await rows("#dead")).map((row) => row.slice(0, 5));
+  expect(grouped).toEqual([
+    ["count", "kind", "reason", "first error", "via"],
+    ["3", "traffic", "invalid-record", "visitorsIn: Too small: expected number to be >=0", "http"],
+    ["2", "traffic", "invalid-record", "cashier: unknown field", "http"],
+    ["1", "sensors", "invalid-record", "humidity: Too big: expected number to be <=100", "http"],
+  ]);
+  expect(await page.locator("#dead-note").textContent()).toStartWith("of the latest 6 ");
+  await page.waitForFunction(`document.querySelectorAll("#dead-reasons tr").length === 2`, null, {
+    timeout: 10_000,
+  });
+  expect(await rows("#dead-reasons")).toEqual([
+    ["traffic", "invalid-record", "5"],
+    ["sensors", "invalid-record", "1"],
+  ]);
 
   // Rates need two polls of /metrics.
   await page.waitForFunction(`document.querySelector("#rate-total")?.textContent !== "–"`, null, {
@@ -230,12 +252,23 @@ test("the dashboard draws posted data live, the chooser changes it, and the key 
     await page.screenshot({ path: `${import.meta.dir}/../docs/dashboard.png`, fullPage: true });
   }
 
-  // Choose the stores: they have no group, so their lines replace the cities'; counts start on their sum.
+  // Choose the stores: one line per city, each the server's sum for the city's stores; counts start on their sum.
   await page.selectOption("#kind", "traffic");
-  await waitForLegend(page, ["store-a", "store-b"]);
-  expect(await page.locator("#group option").allTextContents()).toEqual(["per source", "all together"]);
+  expect(await page.locator("#group option").allTextContents()).toEqual([
+    "per city",
+    "per source",
+    "all together",
+  ]);
+  await waitForLegend(page, ["Dakar", "Lyon"]);
   expect(await page.locator("#stat").inputValue()).toBe("sum");
   expect(await title(page)).toBe("visitorsIn (visitors) · sum per 1h bucket");
+  const lyon = asked(requests, "/v1/traffic/aggregates").find((query) => query.get("storeId")?.includes(","));
+  expect(lyon?.get("storeId")).toBe("store-a,store-c");
+  if (process.env.SCREENSHOT_DIR) {
+    await page.screenshot({ path: `${process.env.SCREENSHOT_DIR}/traffic-per-city.png`, fullPage: true });
+  }
+  await page.selectOption("#group", { label: "per source" });
+  await waitForLegend(page, ["store-a", "store-b", "store-c"]);
   await page.selectOption("#metric", "conversionRate");
   await page.waitForFunction(
     `document.querySelector("#chart text")?.textContent?.startsWith("conversionRate (ratio)")`,

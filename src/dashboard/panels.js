@@ -44,10 +44,19 @@ export async function refreshMetrics(api) {
     $("dead-rate").textContent = ((dead - previous.dead) / seconds).toFixed(2);
   }
   previous = { at: now, accepted, dead };
-  const reasons = samples
-    .filter((s) => s.name === "sluice_dead_letters_total")
-    .map((s) => `${s.labels.reason}: ${s.value}`);
-  $("dead-reasons").textContent = reasons.join(" · ");
+  // Since the gateway started, by kind and reason, whatever the transport: most frequent first.
+  const byReason = new Map();
+  for (const s of samples.filter((s) => s.name === "sluice_dead_letters_total" && s.value > 0)) {
+    const key = JSON.stringify([s.labels.kind, s.labels.reason]);
+    byReason.set(key, (byReason.get(key) ?? 0) + s.value);
+  }
+  $("dead-reasons").innerHTML = [...byReason]
+    .sort(([a, m], [b, n]) => n - m || a.localeCompare(b))
+    .map(([key, count]) => {
+      const [kind, reason] = JSON.parse(key);
+      return `<tr><td>${escapeHtml(kind)}</td><td>${escapeHtml(reason)}</td><td>${count}</td></tr>`;
+    })
+    .join("");
   $("lag").textContent = String(total(samples, "sluice_sink_lag_records"));
   $("rows").textContent = `${total(samples, "sluice_sink_rows_written_total")} rows stored`;
   const count = total(samples, "sluice_kafka_produce_duration_seconds_count");
@@ -57,17 +66,42 @@ export async function refreshMetrics(api) {
     `memory ${(total(samples, "sluice_process_resident_memory_bytes") / 2 ** 20).toFixed(0)} MiB`;
 }
 
-export async function refreshDeadLetters(api) {
-  const { items } = await api("/v1/deadletters");
-  const rows = items.slice(0, 12).map((item) => {
-    const error = item.errors[0] ? `${item.errors[0].path || "(record)"}: ${item.errors[0].message}` : "";
-    return `<tr><td>${new Date(item.receivedAt).toLocaleTimeString()}</td><td>${escapeHtml(item.kind ?? "")}</td><td>${item.via}</td><td>${item.reason}</td><td>${escapeHtml(error)}</td></tr>`;
-  });
-  $("dead").innerHTML =
-    `<tr><th>received</th><th>kind</th><th>via</th><th>reason</th><th>first error</th></tr>${rows.join("")}`;
+const when = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "–");
+
+/** What tells one refusal from another: the reason and the first error, with the field it is about. */
+function problemOf(item) {
+  const error = item.errors[0];
+  if (!error) return "";
+  const more = item.errors.length > 1 ? ` (and ${item.errors.length - 1} more)` : "";
+  return `${error.path ? `${error.path}: ` : ""}${error.message}${more}`;
 }
 
-const when = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "–");
+/** The latest dead letters, one row per kind, reason and problem, the most frequent first. */
+export async function refreshDeadLetters(api) {
+  const { items } = await api("/v1/deadletters");
+  const groups = new Map();
+  for (const item of items) {
+    const problem = problemOf(item);
+    const key = JSON.stringify([item.kind ?? "", item.reason, problem]);
+    const group = groups.get(key) ?? { ...item, problem, count: 0, via: new Set(), last: item.receivedAt };
+    group.count++;
+    group.via.add(item.via);
+    if (item.receivedAt > group.last) group.last = item.receivedAt;
+    groups.set(key, group);
+  }
+  const rows = [...groups.values()]
+    .sort((a, b) => b.count - a.count || b.last.localeCompare(a.last))
+    .slice(0, 12)
+    .map(
+      (group) =>
+        `<tr><td>${group.count}</td><td>${escapeHtml(group.kind ?? "")}</td><td>${escapeHtml(group.reason)}</td><td>${escapeHtml(group.problem)}</td><td>${escapeHtml([...group.via].sort().join(", "))}</td><td>${when(group.last)}</td></tr>`,
+    );
+  $("dead").innerHTML =
+    `<tr><th>count</th><th>kind</th><th>reason</th><th>first error</th><th>via</th><th>last received</th></tr>${rows.join("")}`;
+  $("dead-note").textContent = items.length
+    ? `of the latest ${items.length} this gateway wrote, the most frequent first`
+    : "none yet";
+}
 
 /** The pull connectors this gateway runs; the card stays hidden when it runs none. */
 export async function refreshConnectors(api) {
