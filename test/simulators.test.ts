@@ -290,6 +290,35 @@ describe("realistic data", () => {
     });
   });
 
+  test("a battery drains and the weather wanders as much in an hour whether reported often or seldom", () => {
+    const [from, to] = [utc(20, 6).getTime(), utc(20, 12).getTime()];
+    /** Every device's state after reporting from `from` to `to` every `everyMs`. */
+    const after = <S>(kind: KindName, everyMs: number, pick: (state: S) => number) => {
+      const random = faker(everyMs);
+      return simulators[kind].devices(200, faker(4)).map((device) => {
+        for (let at = from; at <= to; at += everyMs) simulators[kind].reading(device, new Date(at), random);
+        return pick(device.state as S);
+      });
+    };
+    const battery = (state: { battery: number }) => state.battery;
+    expect(after("sensors", 10_000, battery)).toEqual(
+      after("sensors", 5 * 60_000, battery).map((level) => expect.closeTo(level, 6)),
+    );
+    // How far pressure moved in six hours, over 200 stations: a random walk's spread, the same at either rate.
+    const initial = simulators.weather
+      .devices(200, faker(4))
+      .map((d) => (d.state as { pressure: number }).pressure);
+    const drift = (everyMs: number) => {
+      const moved = after("weather", everyMs, (state: { pressure: number }) => state.pressure).map(
+        (pressure, i) => pressure - (initial[i] as number),
+      );
+      return Math.sqrt(moved.reduce((sum, v) => sum + v ** 2, 0) / moved.length);
+    };
+    const [seldom, often] = [drift(30 * 60_000), drift(60_000)];
+    expect(seldom).toBeWithin(0.5, 3);
+    expect(often / seldom).toBeWithin(0.8, 1.25);
+  });
+
   test("weather stations report in OpenWeather's shape, which the gateway accepts", async () => {
     const { simulator, device, random } = first("weather", 9);
     const body = simulator.reading(device, new Date(), random);

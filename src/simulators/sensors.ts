@@ -10,7 +10,12 @@ interface SensorState {
   traffic: number;
   battery: number;
   indoor: boolean;
+  /** The previous reading (epoch ms): the battery drains with time, not with the number of reports. */
+  last?: number;
 }
+
+/** Battery percent a day. */
+const DRAIN = 0.3;
 
 /** Air-quality stations in named cities: a daily temperature cycle, humidity against it, rush-hour pollution. */
 export const sensorsSimulator: Simulator<SensorState> = {
@@ -44,7 +49,9 @@ export const sensorsSimulator: Simulator<SensorState> = {
     );
     const rush = peak(hour, 8.5, 1.2) + peak(hour, 18, 1.5);
     const pm25 = Math.max(1, (8 + 30 * rush * state.traffic) * faker.number.float({ min: 0.8, max: 1.2 }));
-    state.battery = Math.max(1, state.battery - 0.001);
+    const elapsed = state.last === undefined ? 0 : Math.max(0, at.getTime() - state.last);
+    state.last = at.getTime();
+    state.battery = Math.max(1, state.battery - (DRAIN * elapsed) / 86_400_000);
     return {
       deviceId: sourceId,
       ts: at.toISOString(),

@@ -6,7 +6,12 @@ interface StationState {
   pressure: number;
   wind: number;
   clouds: number;
+  /** The previous report (epoch ms): the weather wanders with time, not with the number of reports. */
+  last?: number;
 }
+
+/** The interval the random walk's steps are sized for. */
+const STEP_MS = 30 * 60_000;
 
 const conditions = (clouds: number, rain: number) =>
   rain > 2
@@ -42,10 +47,14 @@ export const weatherSimulator: Simulator<StationState> = {
     }),
   reading: ({ sourceId, state }, at, faker) => {
     const hour = localHour(state.city, at);
-    // Weather drifts: pressure, wind and clouds wander a little at every report.
-    state.pressure = clamp(state.pressure + faker.number.float({ min: -0.6, max: 0.6 }), 980, 1040);
-    state.wind = clamp(state.wind + faker.number.float({ min: -0.5, max: 0.5 }), 0, 20);
-    state.clouds = Math.round(clamp(state.clouds + faker.number.int({ min: -8, max: 8 }), 0, 100));
+    // Weather drifts: pressure, wind and clouds wander, as far in an hour whether reported every 30 minutes or
+    // every few seconds (a random walk's spread grows with the square root of time). A first report takes a step.
+    const elapsed = state.last === undefined ? STEP_MS : Math.max(0, at.getTime() - state.last);
+    state.last = at.getTime();
+    const step = Math.sqrt(Math.min(elapsed, 48 * STEP_MS) / STEP_MS);
+    state.pressure = clamp(state.pressure + step * faker.number.float({ min: -0.6, max: 0.6 }), 980, 1040);
+    state.wind = clamp(state.wind + step * faker.number.float({ min: -0.5, max: 0.5 }), 0, 20);
+    state.clouds = clamp(state.clouds + step * faker.number.float({ min: -8, max: 8 }), 0, 100);
     const temperature = seasonalMean(state.city, at) + 5 * dailyCycle(hour) - state.clouds / 50;
     const humidity = Math.round(
       clamp(state.city.humidity - 12 * dailyCycle(hour) + state.clouds / 10, 10, 100),
@@ -75,7 +84,7 @@ export const weatherSimulator: Simulator<StationState> = {
       visibility: 10000,
       wind: { speed: round(state.wind, 2), deg: faker.number.int({ min: 0, max: 359 }) },
       ...(rain ? { rain: { "1h": rain } } : {}),
-      clouds: { all: state.clouds },
+      clouds: { all: Math.round(state.clouds) },
       dt: Math.floor(at.getTime() / 1000),
       sys: { country: state.city.country },
       timezone: state.city.utcOffset * 3600,
