@@ -18,7 +18,7 @@ export const configSchema = z.object({
   PORT: int(8080, 0).pipe(z.number().max(65535)),
   HOST: z.string().default("0.0.0.0"),
   /** Empty: gateway and sink, and connectors when CONNECTORS_FILE is set. */
-  ROLES: list("").pipe(z.array(z.enum(["gateway", "sink", "connectors"]))),
+  ROLES: list("").pipe(z.array(z.enum(["gateway", "sink", "connectors", "archive"]))),
   CONNECTORS_FILE: z.string().optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 
@@ -64,6 +64,20 @@ export const configSchema = z.object({
   CACHE_CLOSED_AFTER_SECONDS: int(120, 0),
   CACHE_TTL_SECONDS: int(86_400, 1),
 
+  /** Empty: no archive. */
+  ARCHIVE_URL: z
+    .string()
+    .regex(/^(file:\/\/\/\S*|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/\S*)?)$/, "file:///path or s3://bucket/prefix")
+    .optional(),
+  ARCHIVE_MAX_FILE_BYTES: int(64 * 1024 * 1024, 1024),
+  ARCHIVE_FLUSH_SECONDS: int(300, 1),
+  ARCHIVE_COMPRESSION: z.enum(["zstd", "snappy"]).default("zstd"),
+  S3_ENDPOINT: z.url().optional(),
+  S3_REGION: z.string().min(1).default("us-east-1"),
+  AWS_ACCESS_KEY_ID: z.string().optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().optional(),
+  AWS_SESSION_TOKEN: z.string().optional(),
+
   MQTT_URL: z
     .string()
     .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, "an mqtt://, mqtts://, ws:// or wss:// URL")
@@ -105,7 +119,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (result.success) {
     const config = result.data;
     if (config.ROLES.length === 0) {
-      config.ROLES = config.CONNECTORS_FILE ? ["gateway", "sink", "connectors"] : ["gateway", "sink"];
+      config.ROLES = ["gateway", "sink"];
+      if (config.CONNECTORS_FILE) config.ROLES.push("connectors");
+      if (config.ARCHIVE_URL) config.ROLES.push("archive");
+    }
+    if (config.ROLES.includes("archive") && !config.ARCHIVE_URL) {
+      throw new ConfigError("invalid configuration:\n  ARCHIVE_URL: ROLES includes archive, which needs it");
     }
     return config;
   }

@@ -7,11 +7,12 @@ import { SchemaMismatch, verifySchema } from "./db/verify";
 import { createLogger } from "./log";
 
 const usage = `usage: sluice <command>
-  start     apply pending migrations, then run the roles named in ROLES (default: gateway,sink, and
-            connectors when CONNECTORS_FILE is set)
+  start     apply pending migrations, then run the roles named in ROLES (default: gateway,sink, plus
+            connectors when CONNECTORS_FILE is set and archive when ARCHIVE_URL is)
   migrate   create the database if missing and apply pending migrations
   simulate  run device simulators against a gateway (simulate --help)
   import    stream a CSV, NDJSON or JSON file (or stdin) to a gateway in batches (import --help)
+  replay    publish the archive's records (ARCHIVE_URL) to Kafka again, ids kept (replay --help)
   keys create --scopes <list> [--name <n>] | keys list | keys revoke <id>
             manage API keys; scopes: ingest:<kind>, ingest:*, read:<kind>, read:*, admin
   help      this text`;
@@ -82,9 +83,12 @@ async function start() {
   const logger = createLogger(config.LOG_LEVEL);
   // A bad connectors file stops the start before anything else, with the path of each error.
   const connectors = config.ROLES.includes("connectors") ? await connectorsOf(config) : undefined;
-  await migrate(logger, config.DATABASE_URL, 15);
-  // Never a 202 for a record that cannot be stored: every registered kind's tables must be there.
-  await verifySchema(config.DATABASE_URL);
+  // An archive-only process needs Kafka and the archive's storage, not PostgreSQL.
+  if (config.ROLES.some((role) => role !== "archive")) {
+    await migrate(logger, config.DATABASE_URL, 15);
+    // Never a 202 for a record that cannot be stored: every registered kind's tables must be there.
+    await verifySchema(config.DATABASE_URL);
+  }
   // Loaded here, not at the top: the other commands (import, simulate, keys) do without Kafka, MQTT and hono.
   const { createRuntime } = await import("./runtime");
   const runtime = createRuntime(config, logger, { connectors });
@@ -123,6 +127,9 @@ try {
   } else if (command === "import") {
     const { runImportCommand } = await import("./import/run");
     process.exit(await runImportCommand(process.argv.slice(3)));
+  } else if (command === "replay") {
+    const { runReplayCommand } = await import("./archive/replay");
+    process.exit(await runReplayCommand(process.argv.slice(3)));
   } else if (command === "keys") {
     process.exit(await keysCommand(process.argv.slice(3)));
   } else if (command === "migrate") {

@@ -115,6 +115,36 @@ export function createMetrics() {
       labelNames: ["connector"] as const,
       registers,
     }),
+    archiveFiles: new Counter({
+      name: "sluice_archive_files_total",
+      help: "Parquet files the archive completed, by folder (kind or deadletter).",
+      labelNames: ["folder"] as const,
+      registers,
+    }),
+    archiveBytes: new Counter({
+      name: "sluice_archive_bytes_total",
+      help: "Bytes of the Parquet files the archive completed.",
+      labelNames: ["folder"] as const,
+      registers,
+    }),
+    archiveRows: new Counter({
+      name: "sluice_archive_rows_total",
+      help: "Records written to archive files.",
+      labelNames: ["folder"] as const,
+      registers,
+    }),
+    archiveLag: new Gauge({
+      name: "sluice_archive_lag_records",
+      help: "Records in a partition not yet in a completed archive file, as of its last batch.",
+      labelNames: ["topic", "partition"] as const,
+      registers,
+    }),
+    archiveUploadFailures: new Counter({
+      name: "sluice_archive_upload_failures_total",
+      help: "Archive file writes that failed and are retried (storage down or refusing).",
+      labelNames: ["folder"] as const,
+      registers,
+    }),
     rateLimitRefusals: new Counter({
       name: "sluice_rate_limit_refusals_total",
       help: "Requests refused with 429.",

@@ -1,5 +1,7 @@
 import { sql } from "drizzle-orm";
 import { createApp } from "./app";
+import { createArchiver } from "./archive/archiver";
+import { createDestination } from "./archive/destination";
 import { createAuthenticator } from "./auth/keys";
 import { createCache } from "./cache/redis";
 import type { Config } from "./config";
@@ -42,6 +44,9 @@ export function createRuntime(
   const sink = roles.has("sink")
     ? createSink({ config, kafka, db, cache, logger, metrics, hooks: options.sinkHooks })
     : undefined;
+  const archiver = roles.has("archive")
+    ? createArchiver({ config, kafka, destination: createDestination(config), logger, metrics })
+    : undefined;
   const retention = roles.has("sink") ? startRetention({ config, db, logger }) : undefined;
   const connectors = roles.has("connectors")
     ? createConnectors({
@@ -74,6 +79,7 @@ export function createRuntime(
     }
     // Connectors need the topics, not the sink, whose joining its group can take a rebalance.
     if (connectors && !closed) connectors.start();
+    if (archiver && !closed) await archiver.start();
     if (sink && !closed) await sink.start();
   };
   const ready = prepare();
@@ -117,12 +123,13 @@ export function createRuntime(
     ingest,
     mqtt,
     sink,
+    archiver,
     connectors,
     metrics,
     db,
     cache,
     retention,
-    /** Resolves once the topics exist and the sink has joined its group. */
+    /** Resolves once the topics exist and the sink and the archive have joined their groups. */
     ready,
     async close() {
       closed = true;
@@ -130,6 +137,7 @@ export function createRuntime(
       await connectors?.stop();
       await mqtt?.close();
       await sink?.stop();
+      await archiver?.stop();
       await publisher.close();
       await admin.disconnect().catch(() => {});
       await cache.close();

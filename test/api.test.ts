@@ -123,7 +123,7 @@ describe("configuration", () => {
     const documented = Object.fromEntries(
       example
         .split("\n")
-        .filter((line) => /^[A-Z_]+=/.test(line))
+        .filter((line) => /^[A-Z][A-Z0-9_]*=/.test(line))
         .map((line) => line.split(/=(.*)/s).slice(0, 2) as [string, string]),
     );
     expect(Object.keys(documented).sort()).toEqual(Object.keys(configSchema.shape).sort());

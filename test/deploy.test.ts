@@ -10,13 +10,16 @@ const compose: any = Bun.YAML.parse(await Bun.file(`${root}/docker-compose.yml`)
 const dockerfile = await Bun.file(`${root}/Dockerfile`).text();
 const mosquittoConf = await Bun.file(`${root}/deploy/mosquitto/mosquitto.conf`).text();
 const services: Record<string, Record<string, unknown>> = compose.services;
-const sluiceServices = ["gateway", "sink"];
+const sluiceServices = ["gateway", "sink", "archive"];
 const env = (name: string) => (services[name]?.environment ?? {}) as Record<string, string | number>;
 
 describe("docker-compose.yml", () => {
-  test("has Kafka, PostgreSQL, Redis, Mosquitto, the gateway, the sink, and the simulators in a profile", () => {
+  test("has Kafka, PostgreSQL, Redis, Mosquitto, MinIO, the gateway, the sink, the archive, and simulators in a profile", () => {
     expect(Object.keys(services).sort()).toEqual(
       [
+        "archive",
+        "minio",
+        "minio-bucket",
         "gateway",
         "grafana",
         "kafka",
@@ -32,12 +35,14 @@ describe("docker-compose.yml", () => {
     expect(services.simulators?.profiles).toEqual(["simulators"]);
     expect(env("gateway").ROLES).toBe("gateway");
     expect(env("sink").ROLES).toBe("sink");
+    expect(env("archive").ROLES).toBe("archive");
   });
 
   test("every image is pinned to a version", () => {
     for (const [name, service] of Object.entries(services)) {
       const image = String(service.image ?? "");
-      expect(image, name).toMatch(/^[\w./-]+:v?\d[\w.-]*$/);
+      // A version number, or MinIO's dated release names.
+      expect(image, name).toMatch(/^[\w./-]+:(v?\d|RELEASE\.\d{4}-)[\w.-]*$/);
       expect(image, name).not.toContain(":latest");
     }
     expect(services.kafka?.image).toMatch(/^apache\/kafka:3\.9\./);
@@ -89,17 +94,37 @@ describe("docker-compose.yml", () => {
     expect(mosquittoConf).toMatch(/^persistence_location \/mosquitto\/data\/$/m);
   });
 
+  test("the archive writes to the bucket MinIO's setup creates, with MinIO's credentials", () => {
+    const archive = env("archive");
+    const url = new URL(String(archive.ARCHIVE_URL));
+    expect(url.protocol).toBe("s3:");
+    const setup = String((services["minio-bucket"]?.command as string[] | undefined)?.[0]);
+    expect(setup).toContain(`mc mb --ignore-existing local/${url.hostname}`);
+    expect(setup).toContain(`mc alias set local ${archive.S3_ENDPOINT} ${archive.AWS_ACCESS_KEY_ID} `);
+    expect(env("minio").MINIO_ROOT_USER).toBe(archive.AWS_ACCESS_KEY_ID);
+    expect(archive.AWS_SECRET_ACCESS_KEY).toBe(env("minio").MINIO_ROOT_PASSWORD);
+    expect(new URL(String(archive.S3_ENDPOINT)).host).toBe(
+      `minio:${String(services.minio?.ports).split(":")[0]}`,
+    );
+    const dependsOn = services.archive?.depends_on as Record<string, { condition: string }>;
+    expect(dependsOn).toEqual({
+      kafka: { condition: "service_healthy" },
+      "minio-bucket": { condition: "service_completed_successfully" },
+    });
+  });
+
   test("Sluice waits for healthy dependencies; every dependency has a health check; data lives in volumes", () => {
-    for (const name of sluiceServices) {
+    for (const name of ["gateway", "sink"]) {
       const dependsOn = services[name]?.depends_on as Record<string, { condition: string }>;
       expect(Object.keys(dependsOn).sort(), name).toEqual(["kafka", "mosquitto", "postgres", "redis"]);
       for (const dependency of Object.values(dependsOn)) expect(dependency.condition).toBe("service_healthy");
     }
-    for (const name of ["kafka", "postgres", "redis", "mosquitto"])
+    for (const name of ["kafka", "postgres", "redis", "mosquitto", "minio"])
       expect(services[name]?.healthcheck, name).toBeDefined();
     expect(dockerfile).toMatch(/^HEALTHCHECK /m);
     expect(Object.keys(compose.volumes).sort()).toEqual([
       "kafka-data",
+      "minio-data",
       "mosquitto-data",
       "mosquitto-users",
       "postgres-data",
@@ -129,7 +154,7 @@ describe("docker-compose.yml", () => {
 });
 
 describe("observability profile", () => {
-  test("Prometheus scrapes the gateway and the sink where they listen", async () => {
+  test("Prometheus scrapes the gateway, the sink and the archive where they listen", async () => {
     expect(services.prometheus?.profiles).toEqual(["observability"]);
     expect(services.grafana?.profiles).toEqual(["observability"]);
     // biome-ignore lint/suspicious/noExplicitAny: a parsed YAML document
@@ -137,7 +162,7 @@ describe("observability profile", () => {
     const targets = prometheus.scrape_configs.flatMap((job: { static_configs: { targets: string[] }[] }) =>
       job.static_configs.flatMap((config) => config.targets),
     );
-    expect(targets.sort()).toEqual([`gateway:${env("gateway").PORT}`, `sink:${env("sink").PORT}`].sort());
+    expect(targets.sort()).toEqual(sluiceServices.map((name) => `${name}:${env(name).PORT}`).sort());
   });
 
   test("every metric the Grafana dashboard queries is one Sluice exposes", async () => {

@@ -6,6 +6,7 @@ export interface OutgoingRecord {
   topic: string;
   key: string | null;
   value: string;
+  headers?: Record<string, string>;
   /** What the record counts as once Kafka has it (metrics only, not sent). */
   counts?: { kind: string; transport: string; reason?: string };
 }
@@ -144,7 +145,7 @@ export class Publisher {
         const record = waiter.records[waiter.next++] as OutgoingRecord;
         const messages = byTopic.get(record.topic) ?? [];
         if (messages.length === 0) byTopic.set(record.topic, messages);
-        messages.push({ key: record.key, value: record.value });
+        messages.push({ key: record.key, value: record.value, headers: record.headers });
         bytes += record.value.length + (record.key?.length ?? 0) + 70;
         count++;
       }
