@@ -248,8 +248,8 @@ describe("a dead-letter file", () => {
 
   test("is not taken for a file of records, nor the other way round", async () => {
     const [sensors] = kinds;
-    expect(readKindParquet(deadLetterParquet(letters))).rejects.toThrow("not a file of records");
-    expect(readDeadLetterParquet(kindParquet(sensors, envelopesOf(sensors)))).rejects.toThrow(
+    await expect(readKindParquet(deadLetterParquet(letters))).rejects.toThrow("not a file of records");
+    await expect(readDeadLetterParquet(kindParquet(sensors, envelopesOf(sensors)))).rejects.toThrow(
       "not a file of dead-letters",
     );
   });
