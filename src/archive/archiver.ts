@@ -88,7 +88,10 @@ export function createArchiver(deps: {
     let files = archived.get(key);
     if (!files) {
       if (archived.size > 10_000) archived.clear();
-      files = destination.list(`${key}/`).then((keys) => keys.flatMap((name) => parseKey(name) ?? []));
+      const listed = () => destination.list(`${key}/`);
+      files = retrying(folder, `list ${key}/`, listed).then((keys) =>
+        keys.flatMap((name) => parseKey(name) ?? []),
+      );
       files.catch(() => archived.delete(key));
       archived.set(key, files);
     }
@@ -104,37 +107,41 @@ export function createArchiver(deps: {
     for (const message of batch.messages) {
       const offset = BigInt(message.offset);
       if (state.lastOffset !== undefined && offset <= state.lastOffset) continue;
+      const placed = await place(target, state, partition, message, batch.topic);
+      if (!placed) stats.skipped++;
       state.lastOffset = offset;
-      // A record replayed from the archive is in it already.
-      if (message.headers?.[replayedHeader]) {
-        stats.skipped++;
-        continue;
-      }
-      let value: unknown;
-      try {
-        value = JSON.parse(message.value?.toString() ?? "");
-      } catch {}
-      const row = target.kind ? envelopeSchema.safeParse(value).data : deadLetterOf(value);
-      if (!row) {
-        logger.error("archive skipped a record it cannot read", {
-          topic: batch.topic,
-          offset: message.offset,
-        });
-        stats.skipped++;
-        continue;
-      }
-      const hour = hourPath("ts" in row ? row.ts : row.receivedAt);
-      if (await isArchived(target.folder, hour, partition, offset)) {
-        stats.skipped++;
-        continue;
-      }
-      const bucket = state.hours.get(hour) ?? { rows: [], first: offset, last: offset };
-      bucket.rows.push(row);
-      bucket.last = offset;
-      state.hours.set(hour, bucket);
-      state.bytes += message.value?.length ?? 0;
     }
     if (batch.highWatermark) state.highWatermark = BigInt(batch.highWatermark);
+  }
+
+  /** Puts a record in its hour's file; false when it is skipped (archived already, or unreadable). */
+  async function place(
+    target: Target,
+    state: Pending,
+    partition: number,
+    message: EachBatchPayload["batch"]["messages"][number],
+    topic: string,
+  ): Promise<boolean> {
+    const offset = BigInt(message.offset);
+    // A record replayed from the archive is in it already.
+    if (message.headers?.[replayedHeader]) return false;
+    let value: unknown;
+    try {
+      value = JSON.parse(message.value?.toString() ?? "");
+    } catch {}
+    const row = target.kind ? envelopeSchema.safeParse(value).data : deadLetterOf(value);
+    if (!row) {
+      logger.error("archive skipped a record it cannot read", { topic, offset: message.offset });
+      return false;
+    }
+    const hour = hourPath("ts" in row ? row.ts : row.receivedAt);
+    if (await isArchived(target.folder, hour, partition, offset)) return false;
+    const bucket = state.hours.get(hour) ?? { rows: [], first: offset, last: offset };
+    bucket.rows.push(row);
+    bucket.last = offset;
+    state.hours.set(hour, bucket);
+    state.bytes += message.value?.length ?? 0;
+    return true;
   }
 
   function encode(target: Target, rows: (Envelope | DeadLetter)[]) {
@@ -144,17 +151,16 @@ export function createArchiver(deps: {
       : deadLetterParquet(rows as DeadLetter[], options);
   }
 
-  /** Writes a file, retrying while the storage refuses, unless the archive is stopping. */
-  async function put(target: Target, key: string, bytes: Uint8Array) {
+  /** Storage work, retried with backoff while the storage refuses, unless the archive is stopping. */
+  async function retrying<T>(folder: string, what: string, work: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await destination.put(key, bytes);
-        return;
+        return await work();
       } catch (error) {
         stats.uploadFailures++;
-        metrics.archiveUploadFailures.inc({ folder: target.folder });
+        metrics.archiveUploadFailures.inc({ folder });
         if (attempt === 0 || attempt % 10 === 0) {
-          logger.warn("archive write failed; retrying", { key, error: (error as Error).message });
+          logger.warn("archive storage failed; retrying", { what, error: (error as Error).message });
         }
         if (stopping) throw error;
         await heartbeat().catch(() => {});
@@ -171,7 +177,7 @@ export function createArchiver(deps: {
     for (const [hour, bucket] of state.hours) {
       const key = objectKey(target.folder, hour, partition, bucket.first, bucket.last);
       const bytes = await encode(target, bucket.rows);
-      await put(target, key, bytes);
+      await retrying(target.folder, key, () => destination.put(key, bytes));
       const file = parseKey(key);
       if (file) (await filesOf(target.folder, hour)).push(file);
       state.hours.delete(hour);

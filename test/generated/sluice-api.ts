@@ -140,6 +140,8 @@ export interface paths {
                     limit?: number;
                     /** @description `nextCursor` of the previous page. */
                     cursor?: string;
+                    /** @description With `Accept: text/csv`: start the CSV with a UTF-8 byte order mark, for Excel. */
+                    bom?: "true" | "false";
                 };
                 header?: never;
                 path?: never;
@@ -184,6 +186,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
                 429: {
                     headers: {
@@ -211,7 +222,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest SensorReading records
-         * @description An IoT sensor reading: at least one metric. Source field: `deviceId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
+         * @description An IoT sensor reading. At least one metric is required: temperature, humidity, pm25, pm10, no2, co2, battery. Source field: `deviceId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes, decoded: the body may come with `Content-Encoding: gzip, deflate`. A record's `ts` may be at most 300 s ahead of the time it is received and at most 30 days old; without `id` it gets a UUIDv7, with one it is stored once however often it is sent. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
          */
         post: {
             parameters: {
@@ -273,7 +284,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The content type is not application/json, application/x-ndjson or text/csv. */
+                /** @description The content type is not application/json, application/x-ndjson or text/csv, or the content encoding is not gzip or deflate (`Accept-Encoding` lists them). */
                 415: {
                     headers: {
                         [name: string]: unknown;
@@ -341,6 +352,8 @@ export interface paths {
                     limit?: number;
                     /** @description `nextCursor` of the previous page. */
                     cursor?: string;
+                    /** @description With `Accept: text/csv`: start the CSV with a UTF-8 byte order mark, for Excel. */
+                    bom?: "true" | "false";
                 };
                 header?: never;
                 path?: never;
@@ -385,6 +398,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
                 429: {
                     headers: {
@@ -412,7 +434,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest TrafficCount records
-         * @description A store's foot-traffic count for the interval since its previous report. Source field: `storeId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
+         * @description A store's foot-traffic count for the interval since its previous report. Source field: `storeId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes, decoded: the body may come with `Content-Encoding: gzip, deflate`. A record's `ts` may be at most 300 s ahead of the time it is received and at most 30 days old; without `id` it gets a UUIDv7, with one it is stored once however often it is sent. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
          */
         post: {
             parameters: {
@@ -474,7 +496,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The content type is not application/json, application/x-ndjson or text/csv. */
+                /** @description The content type is not application/json, application/x-ndjson or text/csv, or the content encoding is not gzip or deflate (`Accept-Encoding` lists them). */
                 415: {
                     headers: {
                         [name: string]: unknown;
@@ -542,6 +564,8 @@ export interface paths {
                     limit?: number;
                     /** @description `nextCursor` of the previous page. */
                     cursor?: string;
+                    /** @description With `Accept: text/csv`: start the CSV with a UTF-8 byte order mark, for Excel. */
+                    bom?: "true" | "false";
                 };
                 header?: never;
                 path?: never;
@@ -586,6 +610,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
                 429: {
                     headers: {
@@ -613,7 +646,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest WeatherObservation records
-         * @description A weather station's observation. Source field: `stationId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
+         * @description A weather station's observation. Source field: `stationId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes, decoded: the body may come with `Content-Encoding: gzip, deflate`. A record's `ts` may be at most 300 s ahead of the time it is received and at most 30 days old; without `id` it gets a UUIDv7, with one it is stored once however often it is sent. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
          */
         post: {
             parameters: {
@@ -675,7 +708,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The content type is not application/json, application/x-ndjson or text/csv. */
+                /** @description The content type is not application/json, application/x-ndjson or text/csv, or the content encoding is not gzip or deflate (`Accept-Encoding` lists them). */
                 415: {
                     headers: {
                         [name: string]: unknown;
@@ -743,6 +776,8 @@ export interface paths {
                     limit?: number;
                     /** @description `nextCursor` of the previous page. */
                     cursor?: string;
+                    /** @description With `Accept: text/csv`: start the CSV with a UTF-8 byte order mark, for Excel. */
+                    bom?: "true" | "false";
                 };
                 header?: never;
                 path?: never;
@@ -787,6 +822,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
                 429: {
                     headers: {
@@ -814,7 +858,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest FlightStatus records
-         * @description A flight's status: where it is in its day, its delays, and its live position when airborne. Source field: `flightId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
+         * @description A flight's status: where it is in its day, its delays, and its live position when airborne. Source field: `flightId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes, decoded: the body may come with `Content-Encoding: gzip, deflate`. A record's `ts` may be at most 300 s ahead of the time it is received and at most 30 days old; without `id` it gets a UUIDv7, with one it is stored once however often it is sent. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
          */
         post: {
             parameters: {
@@ -876,7 +920,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The content type is not application/json, application/x-ndjson or text/csv. */
+                /** @description The content type is not application/json, application/x-ndjson or text/csv, or the content encoding is not gzip or deflate (`Accept-Encoding` lists them). */
                 415: {
                     headers: {
                         [name: string]: unknown;
@@ -950,6 +994,8 @@ export interface paths {
                     groupBy?: "none" | "source";
                     /** @description Include records flagged as implausible (counter spikes, stuck sensors). */
                     includeSuspect?: "true" | "false";
+                    /** @description With `Accept: text/csv`: start the CSV with a UTF-8 byte order mark, for Excel. */
+                    bom?: "true" | "false";
                 };
                 header?: never;
                 path?: never;
@@ -987,6 +1033,15 @@ export interface paths {
                 };
                 /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1082,6 +1137,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
                 429: {
                     headers: {
@@ -1140,6 +1204,8 @@ export interface paths {
                     groupBy?: "none" | "source";
                     /** @description Include records flagged as implausible (counter spikes, stuck sensors). */
                     includeSuspect?: "true" | "false";
+                    /** @description With `Accept: text/csv`: start the CSV with a UTF-8 byte order mark, for Excel. */
+                    bom?: "true" | "false";
                 };
                 header?: never;
                 path?: never;
@@ -1177,6 +1243,15 @@ export interface paths {
                 };
                 /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1272,6 +1347,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
                 429: {
                     headers: {
@@ -1330,6 +1414,8 @@ export interface paths {
                     groupBy?: "none" | "source";
                     /** @description Include records flagged as implausible (counter spikes, stuck sensors). */
                     includeSuspect?: "true" | "false";
+                    /** @description With `Accept: text/csv`: start the CSV with a UTF-8 byte order mark, for Excel. */
+                    bom?: "true" | "false";
                 };
                 header?: never;
                 path?: never;
@@ -1367,6 +1453,15 @@ export interface paths {
                 };
                 /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1462,6 +1557,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
                 429: {
                     headers: {
@@ -1520,6 +1624,8 @@ export interface paths {
                     groupBy?: "none" | "source";
                     /** @description Include records flagged as implausible (counter spikes, stuck sensors). */
                     includeSuspect?: "true" | "false";
+                    /** @description With `Accept: text/csv`: start the CSV with a UTF-8 byte order mark, for Excel. */
+                    bom?: "true" | "false";
                 };
                 header?: never;
                 path?: never;
@@ -1557,6 +1663,15 @@ export interface paths {
                 };
                 /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1652,6 +1767,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
                 429: {
                     headers: {
@@ -1719,6 +1843,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
                 429: {
                     headers: {
@@ -1777,6 +1910,15 @@ export interface paths {
                 };
                 /** @description The key is valid but lacks the scope this endpoint needs (`ingest:<kind>` or `read:<kind>`). */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1889,7 +2031,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
-         * @description An IoT sensor reading: at least one metric.
+         * @description An IoT sensor reading. At least one metric is required: temperature, humidity, pm25, pm10, no2, co2, battery.
          * @example {
          *       "deviceId": "casablanca-aq-001",
          *       "ts": "2026-11-22T08:30:00.000Z",
