@@ -38,7 +38,7 @@ async function readBytes(key: string) {
  * What Bun's client says when the server is gone: ConnectionRefused on a new connection; ConnectionClosed when
  * it reused a kept-alive connection whose far end had just died (seen right after SIGKILL). Bun retries neither.
  */
-const serverGone = ["ConnectionRefused", "ConnectionClosed"];
+const serverGone: (string | undefined)[] = ["ConnectionRefused", "ConnectionClosed"];
 
 async function failure(work: () => Promise<unknown>) {
   const started = performance.now();
