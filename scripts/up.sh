@@ -93,7 +93,7 @@ bun run src/main.ts simulate --kind sensors,traffic --transport http --rate 30 -
   --invalid-ratio 0.02 >.cache/simulate-http.log 2>&1 &
 pids+=($!)
 MQTT_USERNAME=sluice-simulator MQTT_PASSWORD=$MQTT_SIMULATOR_PASSWORD \
-  bun run src/main.ts simulate --kind sensors --transport mqtt --rate 10 --devices 10 --duration 0 \
+  bun run src/main.ts simulate --kind sensors --transport mqtt --rate 10 --devices 10 --first-device 21 --duration 0 \
   >.cache/simulate-mqtt.log 2>&1 &
 pids+=($!)
 

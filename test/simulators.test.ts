@@ -4,7 +4,7 @@ import type { KindName } from "../src/kinds";
 import type { Runtime } from "../src/runtime";
 import type { Device } from "../src/simulators";
 import { simulators } from "../src/simulators";
-import { parseSimulateArgs, runSimulateCommand, simulate } from "../src/simulators/run";
+import { fleetsOf, parseSimulateArgs, runSimulateCommand, simulate } from "../src/simulators/run";
 import { DEFAULT_MQTT_URL } from "../src/simulators/send";
 import { eventually, freePort, startMosquitto, startRuntime, testKey } from "./helpers";
 
@@ -119,6 +119,43 @@ describe("the runner", () => {
     expect(max(flagged)).toBeGreaterThan(2000);
     expect(max(clean)).toBeLessThanOrEqual(2000);
   }, 60_000);
+
+  test("--first-device names other devices: up.sh's MQTT sensors are not its HTTP ones", async () => {
+    const options = parseSimulateArgs(["--kind", "sensors", "--transport", "mqtt", "--rate", "30"]);
+    const devices = { ...options, devices: 3, firstDevice: 21, durationSeconds: 1.5 };
+    const summary = await simulate(devices, env);
+    expect(summary.errors).toBe(0);
+    const ids = ["casablanca-aq-021", "rabat-aq-022", "marrakesh-aq-023"];
+    const latest = await eventually(async () => {
+      const answer = await get(`/v1/sensors/latest?deviceId=${ids.join(",")}`);
+      return answer.items.length === 3 && answer.items;
+    });
+    expect(latest.map((item: { sourceId: string; via: string }) => [item.sourceId, item.via])).toEqual(
+      [...ids].sort().map((id) => [id, "mqtt"]),
+    );
+
+    // Device 21 is the one a run of 30 has, with the same seed.
+    const from21 = fleetsOf({ kinds: ["sensors"], devices: 3, firstDevice: 21 }, faker(5))[0]?.devices;
+    const of30 = fleetsOf({ kinds: ["sensors"], devices: 30, firstDevice: 1 }, faker(5))[0]?.devices;
+    expect(from21).toEqual(of30?.slice(20, 23));
+
+    // Every simulate line of scripts/up.sh names devices no other line has, of every kind it runs.
+    const script = (await Bun.file(`${import.meta.dir}/../scripts/up.sh`).text()).replaceAll("\\\n", " ");
+    const lines = [...script.matchAll(/src\/main\.ts simulate (--kind [^>]*)/g)].map((match) =>
+      parseSimulateArgs((match[1] ?? "").trim().split(/\s+/)),
+    );
+    expect(lines.length).toBe(2);
+    const seen = new Map<string, number>();
+    for (const [line, fleets] of lines.map((line, n) => [n, fleetsOf(line, faker(1))] as const)) {
+      for (const { devices: fleet } of fleets) {
+        for (const device of fleet) {
+          expect(seen.get(device.sourceId) ?? line).toBe(line);
+          seen.set(device.sourceId, line);
+        }
+      }
+    }
+    expect(seen.size).toBe(20 * 2 + 10);
+  });
 
   test("exits non-zero when the gateway refuses what it should have taken, and on bad arguments", async () => {
     const saved = process.env.SLUICE_URL;

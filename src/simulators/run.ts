@@ -26,6 +26,8 @@ const usage = `usage: bun run simulate [options]
                                        (1000 by default) it answers 429, so send more per request with --batch.
                                        The backfill does not use it
   --devices <n>                        per kind, 1 or more (default 20)
+  --first-device <n>                   the number of the first (default 1): --devices 10 --first-device 21 are
+                                       devices 21 to 30 (casablanca-aq-021, …), which a run of --devices 20 has not
   --duration <s>                       of the live part, after any backfill; 0 runs until Ctrl-C (default 60)
   --batch <n>                          records per request or message, 1 to 5000 (default 1): a device's
                                        readings since its previous batch
@@ -56,6 +58,8 @@ export interface SimulateOptions {
   transport: "http" | "mqtt";
   rate: number;
   devices: number;
+  /** Devices are numbered from this one on, so that two runs can simulate different devices. */
+  firstDevice: number;
   durationSeconds: number;
   batch: number;
   invalidRatio: number;
@@ -73,6 +77,7 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions {
       transport: { type: "string", default: "http" },
       rate: { type: "string", default: "20" },
       devices: { type: "string", default: "20" },
+      "first-device": { type: "string", default: "1" },
       duration: { type: "string", default: "60" },
       batch: { type: "string", default: "1" },
       "invalid-ratio": { type: "string", default: "0" },
@@ -101,6 +106,7 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions {
     transport: values.transport as "http" | "mqtt",
     rate: number("rate", values.rate ?? "", 0.1),
     devices: Math.floor(number("devices", values.devices ?? "", 1)),
+    firstDevice: Math.floor(number("first-device", values["first-device"] ?? "", 1)),
     durationSeconds: number("duration", values.duration ?? "", 0),
     batch: Math.floor(number("batch", values.batch ?? "", 1, 5000)),
     invalidRatio: number("invalid-ratio", values["invalid-ratio"] ?? "", 0, 1),
@@ -111,6 +117,16 @@ export function parseSimulateArgs(argv: string[]): SimulateOptions {
   };
 }
 
+/** Each kind's simulated devices, numbered from `firstDevice`. */
+export function fleetsOf(options: Pick<SimulateOptions, "kinds" | "devices" | "firstDevice">, faker: Faker) {
+  // The devices before the first are made and dropped: device 21 is the one a run of 30 has (with its seed).
+  const skipped = options.firstDevice - 1;
+  return options.kinds.map((name) => {
+    const simulator = simulators[name];
+    return { simulator, devices: simulator.devices(skipped + options.devices, faker).slice(skipped) };
+  });
+}
+
 export async function simulate(
   options: SimulateOptions,
   env: Record<string, string | undefined> = process.env,
@@ -119,10 +135,7 @@ export async function simulate(
   // A backfill makes the same devices every time, so that a rerun writes the same history (see backfill.ts).
   const seed = options.seed ?? (options.backfillMs > 0 ? BACKFILL_SEED : undefined);
   if (seed !== undefined) faker.seed(seed);
-  const fleets = options.kinds.map((name) => {
-    const simulator = simulators[name];
-    return { simulator, devices: simulator.devices(options.devices, faker), next: 0 };
-  });
+  const fleets = fleetsOf(options, faker).map((fleet) => ({ ...fleet, next: 0 }));
   let client: MqttClient | undefined;
   let send: Send;
   if (options.transport === "mqtt") {
