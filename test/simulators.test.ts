@@ -99,6 +99,9 @@ describe("the runner", () => {
       "traffic",
       "--devices",
       "10",
+      // Stores no other test has: a backfill resumes after a store's newest record, and theirs are of now.
+      "--first-device",
+      "41",
       "--backfill",
       "3d",
       "--seed",

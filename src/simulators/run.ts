@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { en, Faker } from "@faker-js/faker";
 import type { MqttClient } from "mqtt";
 import { findKind, isKindName, type KindName, kindNames } from "../kinds";
-import { BACKFILL_SEED, backfillId, backfillTimes } from "./backfill";
+import { BACKFILL_SEED, backfill, backfillId, storedNewest } from "./backfill";
 import { type Device, type Simulator, simulators } from "./index";
 import {
   type Counters,
@@ -35,7 +35,9 @@ const usage = `usage: bun run simulate [options]
   --seed <n>                           repeatable data (default random; ${BACKFILL_SEED} with --backfill)
   --backfill <e.g. 7d, 12h, 30m>       first write this much history, as fast as the gateway takes it: every
                                        device at its kind's interval, on a fixed UTC grid, with ids derived from
-                                       kind, source and time, so that running it again stores nothing twice
+                                       kind, source and time, so that running it again stores nothing twice;
+                                       each device resumes after its newest stored record (GET /v1/<kind>/latest
+                                       with API_KEY; the whole window when the gateway cannot tell)
   --serve openweather|aviationstack|store  instead, serve that external API over HTTP until Ctrl-C, with
       [--port <n>] [--host <h>] [--api-key <k>] [--per-minute <n>] [--per-month <n>] [--devices <n>] [--seed <n>]
       (the key may come from SIMULATED_API_KEY instead of --api-key)
@@ -136,13 +138,14 @@ export async function simulate(
   const seed = options.seed ?? (options.backfillMs > 0 ? BACKFILL_SEED : undefined);
   if (seed !== undefined) faker.seed(seed);
   const fleets = fleetsOf(options, faker).map((fleet) => ({ ...fleet, next: 0 }));
+  const sluiceUrl = (env.SLUICE_URL || "http://127.0.0.1:8080").replace(/\/$/, "");
   let client: MqttClient | undefined;
   let send: Send;
   if (options.transport === "mqtt") {
     client = await connectMqtt(env);
     send = mqttSender(client, env.MQTT_TOPIC_PREFIX || "sluice/v1");
   } else {
-    send = httpSender((env.SLUICE_URL || "http://127.0.0.1:8080").replace(/\/$/, ""), env.API_KEY);
+    send = httpSender(sluiceUrl, env.API_KEY);
   }
   const counters: Counters = { sent: 0, acknowledged: 0, rejected: 0, errors: 0, invalidSent: 0 };
   const inFlight = limiter(64);
@@ -150,8 +153,6 @@ export async function simulate(
   const last = new Map<Device, number>();
   const payload = (simulator: Simulator, device: Device, at: number, backfill: boolean): Payload => {
     const valid = faker.number.float() >= options.invalidRatio;
-    if (!valid) counters.invalidSent++;
-    counters.sent++;
     const when = new Date(at);
     const body = valid ? simulator.reading(device, when, faker) : simulator.invalid(device, when, faker);
     last.set(device, at);
@@ -166,6 +167,11 @@ export async function simulate(
     simulator.reading(device, new Date(at), faker);
     last.set(device, at);
     return at;
+  };
+  const dispatch = (simulator: Simulator, payloads: Payload[]) => {
+    counters.sent += payloads.length;
+    counters.invalidSent += payloads.filter((payload) => !payload.valid).length;
+    return inFlight.run(() => send(simulator, payloads, counters));
   };
 
   const started = performance.now();
@@ -188,19 +194,16 @@ export async function simulate(
   process.once("SIGTERM", stop);
 
   if (options.backfillMs > 0) {
-    // History, oldest first, on each kind's grid: every device reports at its interval, in requests of 500.
-    const now = options.backfillUntil ?? Date.now();
-    for (const { simulator, devices } of fleets) {
-      const times = backfillTimes(simulator.backfillEveryMinutes, options.backfillMs, now);
-      const first = (times[0] ?? now) - simulator.backfillEveryMinutes * 60_000;
-      for (const device of devices) prime(simulator, device, first);
-      for (const at of times) {
-        for (let i = 0; i < devices.length && !stopped; i += 500) {
-          const payloads = devices.slice(i, i + 500).map((device) => payload(simulator, device, at, true));
-          await inFlight.run(() => send(simulator, payloads, counters));
-        }
-      }
-    }
+    await backfill({
+      fleets,
+      spanMs: options.backfillMs,
+      until: options.backfillUntil ?? Date.now(),
+      stored: storedNewest(sluiceUrl, env.API_KEY),
+      prime,
+      payload: (simulator, device, at) => payload(simulator, device, at, true),
+      dispatch,
+      stopped: () => stopped,
+    });
     await inFlight.drain();
     // The live part need not repeat itself from run to run.
     if (options.seed === undefined) faker.seed();
@@ -224,7 +227,7 @@ export async function simulate(
       const payloads = Array.from({ length: options.batch }, (_, j) =>
         payload(fleet.simulator, device, Math.round(from + ((j + 1) * (now - from)) / options.batch), false),
       );
-      await inFlight.run(() => send(fleet.simulator, payloads, counters));
+      await dispatch(fleet.simulator, payloads);
     }
     await Bun.sleep(5);
   }
