@@ -89,7 +89,8 @@ export const weather = defineKind({
     pressure: {},
     windSpeed: {},
     clouds: {},
-    precipitation: { summary: "sum" },
+    // Each report is already the last hour's total: summed, a bucket would grow with how often stations report.
+    precipitation: { summary: "avg" },
   },
   plausible: { temperature: [-60, 56], pressure: [870, 1085], windSpeed: [0, 70], precipitation: [0, 200] },
   group: { path: "city", label: "city" },
