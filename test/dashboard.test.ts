@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { kinds } from "../src/kinds";
 import type { Runtime } from "../src/runtime";
+import { launchChromium } from "./browser";
 import { eventually, freePort, post, startRuntime, testKey } from "./helpers";
 
-const CHROMIUM = "/usr/bin/chromium";
 let runtime: Runtime;
 let server: ReturnType<typeof Bun.serve>;
 let browser: Browser;
@@ -184,18 +184,7 @@ beforeAll(async () => {
   expect((await post(runtime, "/v1/traffic/counts", refused)).status).toBe(422);
   const stored = sensors.length + traffic.length + flights.length;
   await eventually(() => (runtime.sink?.stats.records ?? 0) >= stored, 30_000);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
