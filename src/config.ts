@@ -32,6 +32,8 @@ export const configSchema = z.object({
   KAFKA_REPLICATION_FACTOR: int(1, 1),
   KAFKA_ACK_TIMEOUT_MS: int(5000, 100),
   KAFKA_MAX_BATCH_BYTES: int(900_000, 1024),
+  /** How long a crashed sink or archive keeps its partitions before the group gives them to another member. */
+  KAFKA_SESSION_TIMEOUT_MS: int(30_000, 6000),
 
   MAX_BODY_BYTES: int(1_048_576, 1),
   MAX_BATCH_ITEMS: int(5000, 1),
@@ -67,7 +69,10 @@ export const configSchema = z.object({
   /** Empty: no archive. */
   ARCHIVE_URL: z
     .string()
-    .regex(/^(file:\/\/\/\S*|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/\S*)?)$/, "file:///path or s3://bucket/prefix")
+    .regex(
+      /^(file:\/\/\/\S*|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/\S*)?)$/,
+      "file:///path or s3://bucket/prefix",
+    )
     .optional(),
   ARCHIVE_MAX_FILE_BYTES: int(64 * 1024 * 1024, 1024),
   ARCHIVE_FLUSH_SECONDS: int(300, 1),

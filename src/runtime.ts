@@ -93,9 +93,14 @@ export function createRuntime(
         await admin.describeCluster();
       },
     },
-    { name: "postgres", critical: true, check: () => db.execute(sql`select 1`) },
-    { name: "redis", critical: false, check: () => cache.ping() },
   ];
+  // An archive-only process uses neither.
+  if ([...roles].some((role) => role !== "archive")) {
+    probes.push(
+      { name: "postgres", critical: true, check: () => db.execute(sql`select 1`) },
+      { name: "redis", critical: false, check: () => cache.ping() },
+    );
+  }
   if (mqtt) probes.push({ name: "mqtt", critical: true, check: mqtt.check });
   const authenticate = createAuthenticator({
     db,

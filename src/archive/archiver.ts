@@ -60,8 +60,9 @@ export function createArchiver(deps: {
   ]);
   const consumer = deps.kafka.consumer({
     groupId: `${prefix}-archive`,
-    sessionTimeout: 60_000,
-    heartbeatInterval: 3000,
+    sessionTimeout: config.KAFKA_SESSION_TIMEOUT_MS,
+    rebalanceTimeout: config.KAFKA_SESSION_TIMEOUT_MS,
+    heartbeatInterval: Math.min(3000, config.KAFKA_SESSION_TIMEOUT_MS / 3),
     maxWaitTimeInMs: 500,
     maxBytesPerPartition: 8 * 1024 * 1024,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000 },

@@ -35,8 +35,8 @@ export function createSink(deps: {
   const byTopic = new Map(kinds.map((kind) => [kindTopic(config.KAFKA_TOPIC_PREFIX, kind.name), kind]));
   const consumer = deps.kafka.consumer({
     groupId: `${config.KAFKA_TOPIC_PREFIX}-sink`,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3000,
+    sessionTimeout: config.KAFKA_SESSION_TIMEOUT_MS,
+    heartbeatInterval: Math.min(3000, config.KAFKA_SESSION_TIMEOUT_MS / 3),
     maxWaitTimeInMs: 200,
     maxBytesPerPartition: 4 * 1024 * 1024,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000 },
