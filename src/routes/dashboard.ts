@@ -39,7 +39,7 @@ const deadLettersRoute = createRoute({
       description: "Newest first.",
       content: { "application/json": { schema: RecentDeadLettersSchema } },
     },
-    ...problemResponses(400, 401, 403, 429),
+    ...problemResponses(400, 401, 403, 406, 429),
   },
 });
 

@@ -2005,6 +2005,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description None of the media types this endpoint answers in is acceptable to the `Accept` header. */
+                406: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The key's rate limit is exhausted; `detail` names it, `Retry-After` says when to come back. */
                 429: {
                     headers: {
