@@ -4,7 +4,7 @@
 # Mosquitto, the simulated APIs the connectors poll, then Sluice (migrations, gateway, sink, connectors), then
 # the device simulators. Logs go to .cache/*.log; the terminal keeps one live status line. Ctrl-C stops
 # everything it started.
-#   scripts/up.sh [--reset]    --reset first empties the demo's database, Redis keys and Kafka topics
+#   scripts/up.sh [--reset]    --reset first empties the demo's database, Redis keys, Kafka topics and archive
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reset=
@@ -28,7 +28,7 @@ random() { head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9'; }
 export MQTT_GATEWAY_PASSWORD=${MQTT_GATEWAY_PASSWORD:-$(random)} MQTT_SIMULATOR_PASSWORD=${MQTT_SIMULATOR_PASSWORD:-$(random)}
 if [ -n "$reset" ]; then
   bash scripts/mosquitto.sh stop
-  rm -rf ".cache/mosquitto-${MQTT_PORT:-1884}"
+  rm -rf ".cache/mosquitto-${MQTT_PORT:-1884}" .cache/archive
   bun scripts/reset.ts
 fi
 bash scripts/mosquitto.sh start
@@ -73,6 +73,8 @@ connectors:
       pagination: { type: cursor, path: next_cursor, param: cursor } }
 YAML
 
+# The archive (bronze) in a folder here; ARCHIVE_URL=s3://bucket/prefix with S3_ENDPOINT and AWS_* for S3.
+export ARCHIVE_URL=${ARCHIVE_URL:-file://$PWD/.cache/archive} ARCHIVE_FLUSH_SECONDS=${ARCHIVE_FLUSH_SECONDS:-60}
 export PORT=${PORT:-8080}
 # A key for this run (full access), unless you bring your own; the simulators use it too.
 export API_KEYS=${API_KEYS:-sk_local_$(random)}
@@ -109,6 +111,7 @@ $API_KEY
   Dashboard       $SLUICE_URL/dashboard#key=$API_KEY
   API reference   $SLUICE_URL/docs   (OpenAPI: $SLUICE_URL/openapi.json)
   Metrics         $SLUICE_URL/metrics   Health: $SLUICE_URL/readyz
+  Archive         $ARCHIVE_URL   (Parquet per kind and hour, a file a minute; README: Archive)
 
 Try:
   curl -s $auth '$SLUICE_URL/v1/sensors/latest'
