@@ -5,6 +5,7 @@
 # the log lives. The jars are downloaded once into .cache/kafka/jars and reused.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/lib.sh"
 cache=${SLUICE_CACHE:-$root/.cache}
 jars=$cache/kafka/jars
 port=${KAFKA_PORT:-9092}
@@ -22,7 +23,7 @@ fetch() {
   touch "$jars/.complete"
 }
 
-running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+running() { runs "$pidfile"; }
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 
@@ -68,15 +69,7 @@ PROPS
   exit 1
 }
 
-stop() {
-  running || { rm -f "$pidfile"; return; }
-  local pid
-  pid=$(cat "$pidfile")
-  kill "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$pidfile"
-}
+stop() { stop_server "$pidfile"; }
 
 case "${1:-start}" in
   fetch) fetch ;;

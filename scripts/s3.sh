@@ -8,6 +8,7 @@
 # buckets path-style (http://127.0.0.1:9000/BUCKET/KEY). The jar is downloaded once into .cache/s3proxy/jars.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/lib.sh"
 cache=${SLUICE_CACHE:-$root/.cache}
 jars=$cache/s3proxy/jars
 port=${S3_PORT:-9000}
@@ -34,10 +35,8 @@ fetch() {
   exec 9>&-
 }
 
-# Alive, not a zombie: setsid leaves the server to PID 1, which may take a second or two to reap it.
-alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
 
-running() { [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; }
+running() { runs "$pidfile"; }
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 
@@ -81,15 +80,7 @@ PROPS
   exit 1
 }
 
-stop() {
-  running || { rm -f "$pidfile"; return; }
-  local pid
-  pid=$(cat "$pidfile")
-  kill "$pid"
-  for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$pidfile"
-}
+stop() { stop_server "$pidfile"; }
 
 case "${1:-start}" in
   fetch) fetch ;;

@@ -7,7 +7,15 @@ import { createDestination, type Destination } from "../src/archive/destination"
 import { parseKey } from "../src/archive/layout";
 import { kinds } from "../src/kinds";
 import type { Runtime } from "../src/runtime";
-import { authHeader, brokers, eventually, post, startGatewayProcess, startRuntime } from "./helpers";
+import {
+  authHeader,
+  brokers,
+  eventually,
+  post,
+  runSluice,
+  startGatewayProcess,
+  startRuntime,
+} from "./helpers";
 import { startS3, type TestS3 } from "./s3";
 
 let s3: TestS3;
@@ -184,22 +192,16 @@ describe("the archive role", () => {
     const rebuilt = await startRuntime({ KAFKA_TOPIC_PREFIX: runtime.config.KAFKA_TOPIC_PREFIX });
     cleanups.push(() => rebuilt.close());
     const replay = (...args: string[]) =>
-      Bun.spawnSync(["bun", "src/main.ts", "replay", ...args], {
-        cwd: `${import.meta.dir}/..`,
-        env: {
-          ...process.env,
-          ...archiveEnv,
-          KAFKA_BROKERS: brokers,
-          KAFKA_TOPIC_PREFIX: runtime.config.KAFKA_TOPIC_PREFIX,
-          TS_MAX_FUTURE_SECONDS: "7200",
-          LOG_LEVEL: "warn",
-        },
-        stdout: "pipe",
-        stderr: "pipe",
+      runSluice(["replay", ...args], {
+        ...archiveEnv,
+        KAFKA_BROKERS: brokers,
+        KAFKA_TOPIC_PREFIX: runtime.config.KAFKA_TOPIC_PREFIX,
+        TS_MAX_FUTURE_SECONDS: "7200",
+        LOG_LEVEL: "warn",
       });
-    const records = replay("--kind", "all", "--since", from);
-    expect(records.stderr.toString()).toContain(" files, ");
-    expect([records.exitCode, records.stdout.toString()]).toEqual([
+    const records = await replay("--kind", "all", "--since", from);
+    expect(records.stderr).toContain(" files, ");
+    expect([records.code, records.stdout]).toEqual([
       0,
       `replayed ${kinds.length * 2 * moments.length} records\n`,
     ]);
@@ -210,8 +212,8 @@ describe("the archive role", () => {
 
     // The dead letter refused for its time goes through validation again, and is stored once however often.
     for (const _ of [1, 2]) {
-      const letters = replay("--kind", "sensors", "--since", from, "--dead-letters");
-      expect([letters.exitCode, letters.stdout.toString()]).toEqual([
+      const letters = await replay("--kind", "sensors", "--since", from, "--dead-letters");
+      expect([letters.code, letters.stdout]).toEqual([
         0,
         "replayed 1 dead letters valid now; 1 still refused, back in the dead-letter topic\n",
       ]);

@@ -376,6 +376,27 @@ export function httpLoad(url: string, concurrency = 8, headers: Record<string, s
 }
 
 /** Runs `bun src/main.ts start` with the given environment and waits until it is ready. */
+/** `bun src/main.ts <args>` as a user runs it, in the project's folder: its exit code and output. */
+export async function runSluice(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  stdin?: string,
+) {
+  const proc = Bun.spawn(["bun", "src/main.ts", ...args], {
+    cwd: `${import.meta.dir}/..`,
+    env: { ...process.env, ...env },
+    stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [code, stdout, stderr] = await Promise.all([
+    proc.exited,
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+  ]);
+  return { code, stdout, stderr };
+}
+
 export async function startGatewayProcess(env: Record<string, string>) {
   const port = env.PORT ?? String(await freePort());
   const proc = Bun.spawn(["bun", "src/main.ts", "start"], {

@@ -9,7 +9,7 @@ import { jsonArraySplitter } from "../src/import/json";
 import type { Splitter } from "../src/import/pending";
 import { runImportCommand } from "../src/import/run";
 import type { Runtime } from "../src/runtime";
-import { brokers, freePort, recordTopics, startRuntime, testKey } from "./helpers";
+import { brokers, freePort, recordTopics, runSluice, startRuntime, testKey } from "./helpers";
 
 let runtime: Runtime;
 let server: ReturnType<typeof Bun.serve>;
@@ -32,19 +32,8 @@ afterAll(async () => {
 
 /** `bun src/main.ts import ...`, as a user runs it; its exit code and output. */
 async function importer(args: string[], options: { url?: string; stdin?: string; key?: string } = {}) {
-  const proc = Bun.spawn(["bun", "src/main.ts", "import", ...args], {
-    cwd: `${import.meta.dir}/..`,
-    env: { ...process.env, SLUICE_URL: options.url ?? server.url.href, API_KEY: options.key ?? testKey },
-    stdin: options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [code, stdout, stderr] = await Promise.all([
-    proc.exited,
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-  ]);
-  return { code, stdout, stderr };
+  const env = { SLUICE_URL: options.url ?? server.url.href, API_KEY: options.key ?? testKey };
+  return runSluice(["import", ...args], env, options.stdin);
 }
 
 const ts = () => new Date().toISOString();

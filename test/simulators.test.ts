@@ -6,7 +6,7 @@ import type { Device } from "../src/simulators";
 import { simulators } from "../src/simulators";
 import { fleetsOf, parseSimulateArgs, runSimulateCommand, simulate } from "../src/simulators/run";
 import { DEFAULT_MQTT_URL } from "../src/simulators/send";
-import { eventually, freePort, startMosquitto, startRuntime, testKey } from "./helpers";
+import { eventually, freePort, runSluice, startMosquitto, startRuntime, testKey } from "./helpers";
 
 let mosquitto: Awaited<ReturnType<typeof startMosquitto>>;
 let runtime: Runtime;
@@ -176,20 +176,8 @@ describe("the runner", () => {
 
 describe("the command line", () => {
   /** `bun run simulate` as a user runs it, with the environment given (and no MQTT account of this shell). */
-  const simulateCommand = async (args: string[], extra: Record<string, string>) => {
-    const proc = Bun.spawn(["bun", "src/main.ts", "simulate", ...args], {
-      cwd: `${import.meta.dir}/..`,
-      env: { ...process.env, MQTT_USERNAME: "", MQTT_PASSWORD: "", ...extra },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [code, stdout, stderr] = await Promise.all([
-      proc.exited,
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-    ]);
-    return { code, stdout, stderr };
-  };
+  const simulateCommand = (args: string[], extra: Record<string, string>) =>
+    runSluice(["simulate", ...args], { MQTT_USERNAME: "", MQTT_PASSWORD: "", ...extra });
   const mqttRun = ["--kind", "sensors", "--transport", "mqtt", "--duration", "1"];
 
   test("a broker that wants credentials gets one line naming MQTT_USERNAME and MQTT_PASSWORD, not a stack trace", async () => {
