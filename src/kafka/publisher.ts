@@ -1,6 +1,7 @@
-import { type ICustomPartitioner, type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
+import { type Admin, type Kafka, type Message, Partitioners } from "kafkajs";
 import { type Logger, logContext } from "../log";
 import type { Metrics } from "../metrics";
+import { Lane, type Waiter } from "./lane";
 
 export interface OutgoingRecord {
   topic: string;
@@ -11,40 +12,8 @@ export interface OutgoingRecord {
   counts?: { kind: string; transport: string; reason?: string };
 }
 
-/**
- * kafkajs's Java-compatible partitioner, remembering each key's partition: the original hashes the key and
- * filters the partition list for every message, which shows in profiles of small-record traffic.
- */
-const cachingPartitioner: ICustomPartitioner = () => {
-  const partitioner = Partitioners.DefaultPartitioner();
-  const cache = new Map<string, number>();
-  return (args) => {
-    const key = args.message.key;
-    if (key === null || key === undefined || args.message.partition !== undefined) return partitioner(args);
-    const cacheKey = `${args.topic}\u0000${args.partitionMetadata.length}\u0000${key.toString()}`;
-    let partition = cache.get(cacheKey);
-    if (partition === undefined) {
-      if (cache.size >= 100_000) cache.clear();
-      partition = partitioner(args);
-      cache.set(cacheKey, partition);
-    }
-    return partition;
-  };
-};
-
 /** Kafka did not acknowledge in time or refused: the caller answers 503 and the client retries. */
 export class KafkaUnavailable extends Error {}
-
-interface Waiter {
-  records: OutgoingRecord[];
-  /** Index of the first record not yet handed to a send. */
-  next: number;
-  unacked: number;
-  settled: boolean;
-  resolve: () => void;
-  reject: (error: Error) => void;
-  timer: Timer;
-}
 
 export interface PublisherOptions {
   ackTimeoutMs: number;
@@ -54,16 +23,24 @@ export interface PublisherOptions {
 }
 
 /**
- * Group commit for an idempotent producer. kafkajs keeps one request in flight and has no linger, so
- * records from concurrent callers queue here while a send is in flight and go out together in the next
- * one. A caller's promise resolves only when all of its records are acknowledged by every in-sync
- * replica (acks=all), and rejects with KafkaUnavailable once ackTimeoutMs has passed.
+ * Publishes records with acks=all through one idempotent producer per broker (a Lane) for the partitions it
+ * leads, each doing group commit: a source's records keep their order (one key, one partition, one lane, one
+ * request in flight), and a broker that is lost holds up only the callers with records for its partitions,
+ * while the others go on being acknowledged. A caller's promise resolves once all of its records are
+ * acknowledged by every in-sync replica, and rejects with KafkaUnavailable at the first failure or once
+ * ackTimeoutMs has passed.
  */
 export class Publisher {
-  private queue: Waiter[] = [];
-  private draining = false;
-  private producer: Promise<Producer> | undefined;
-  private idle: (() => void)[] = [];
+  private readonly lanes = new Map<number, Lane>();
+  /** Each topic's partition leaders (node ids) as last asked of the cluster; forgotten after a failed send. */
+  private readonly leaders = new Map<string, number[]>();
+  private readonly fetching = new Map<string, Promise<number[]>>();
+  /** The routing of callers that wait for metadata, in order. */
+  private routing: Promise<void> | undefined;
+  private readonly partitionOfKey = new Map<string, number>();
+  private readonly partitioner = Partitioners.DefaultPartitioner();
+  private roundRobin = 0;
+  private admin: Promise<Admin> | undefined;
   readonly stats = { sends: 0, records: 0, failures: 0, lastBatchRecords: 0 };
 
   constructor(
@@ -74,49 +51,141 @@ export class Publisher {
   publish(records: OutgoingRecord[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        records,
-        next: 0,
+      const waiter: Waiter & { timer?: Timer } = {
         unacked: records.length,
         settled: false,
-        resolve,
-        reject,
-        timer: setTimeout(
-          () =>
-            this.settle(
-              waiter,
-              new KafkaUnavailable(`Kafka did not acknowledge within ${this.options.ackTimeoutMs} ms`),
-            ),
-          this.options.ackTimeoutMs,
-        ),
+        acknowledged: (count) => {
+          waiter.unacked -= count;
+          if (waiter.unacked === 0) settle();
+        },
+        failed: (error) => settle(new KafkaUnavailable(error.message)),
       };
-      this.queue.push(waiter);
-      if (!this.draining) {
-        this.draining = true;
-        // Let the requests that arrive in this tick join the first send. The send serves many requests, so
-        // it runs outside this one's log context.
-        logContext.exit(() => setImmediate(() => void this.drain()));
-      }
+      const settle = (error?: Error) => {
+        if (waiter.settled) return;
+        waiter.settled = true;
+        clearTimeout(waiter.timer);
+        if (error) reject(error);
+        else {
+          this.count(records);
+          resolve();
+        }
+      };
+      waiter.timer = setTimeout(
+        () =>
+          settle(new KafkaUnavailable(`Kafka did not acknowledge within ${this.options.ackTimeoutMs} ms`)),
+        this.options.ackTimeoutMs,
+      );
+      const failed = (error: Error) => settle(new KafkaUnavailable(error.message));
+      // The sends serve many callers, so they run outside this one's log context.
+      logContext.exit(() => {
+        // Callers are routed in the order they came: one waiting for a topic's metadata holds up those behind it.
+        if (!this.routing && records.every((record) => this.leaders.has(record.topic))) {
+          this.route(waiter, records, failed);
+          return;
+        }
+        const routing = (this.routing ?? Promise.resolve())
+          .then(() => Promise.all(records.map((record) => this.leadersOf(record.topic))))
+          .then(() => this.route(waiter, records, failed), failed);
+        this.routing = routing;
+        void routing.then(() => {
+          if (this.routing === routing) this.routing = undefined;
+        });
+      });
     });
   }
 
   /** Waits for every queued record to be sent or failed, then disconnects. */
   async close() {
-    if (this.draining) await new Promise<void>((resolve) => this.idle.push(resolve));
-    const producer = this.producer;
-    this.producer = undefined;
-    await producer?.then((p) => p.disconnect()).catch(() => {});
+    await Promise.all([...this.lanes.values()].map((lane) => lane.close()));
+    this.lanes.clear();
+    await this.admin?.then((admin) => admin.disconnect()).catch(() => {});
   }
 
-  private settle(waiter: Waiter, error?: Error) {
-    if (waiter.settled) return;
-    waiter.settled = true;
-    clearTimeout(waiter.timer);
-    if (error) waiter.reject(error);
-    else {
-      this.count(waiter.records);
-      waiter.resolve();
+  /** Hands each record to the lane of its partition's leader; every topic's leaders are known. */
+  private route(waiter: Waiter, records: OutgoingRecord[], failed: (error: Error) => void) {
+    const batches = new Map<string, { lane: Lane; topic: string; messages: Message[] }>();
+    for (const record of records) {
+      const leaders = this.leaders.get(record.topic) as number[];
+      const partition = this.partitionOf(record, leaders.length);
+      const leader = leaders[partition] ?? -1;
+      if (leader < 0) {
+        this.leaders.delete(record.topic);
+        return failed(new Error(`partition ${partition} of ${record.topic} has no leader now`));
+      }
+      const name = `${leader}\u0000${record.topic}`;
+      let batch = batches.get(name);
+      if (!batch) {
+        batch = { lane: this.laneOf(leader), topic: record.topic, messages: [] };
+        batches.set(name, batch);
+      }
+      batch.messages.push({ key: record.key, value: record.value, headers: record.headers, partition });
     }
+    for (const { lane, topic, messages } of batches.values()) lane.enqueue(waiter, topic, messages);
+  }
+
+  /** Kafka's own choice (murmur2 of the key, as the Java client), remembered per key; round robin without one. */
+  private partitionOf(record: OutgoingRecord, count: number) {
+    if (record.key === null) return this.roundRobin++ % count;
+    const cacheKey = `${record.topic}\u0000${count}\u0000${record.key}`;
+    let partition = this.partitionOfKey.get(cacheKey);
+    if (partition === undefined) {
+      if (this.partitionOfKey.size >= 100_000) this.partitionOfKey.clear();
+      const partitionMetadata = Array.from({ length: count }, (_, partitionId) => ({
+        partitionId,
+        leader: 0,
+      }));
+      partition = this.partitioner({
+        topic: record.topic,
+        partitionMetadata: partitionMetadata as Parameters<typeof this.partitioner>[0]["partitionMetadata"],
+        message: { key: record.key, value: null },
+      });
+      this.partitionOfKey.set(cacheKey, partition);
+    }
+    return partition;
+  }
+
+  private leadersOf(topic: string): Promise<number[]> {
+    const known = this.leaders.get(topic);
+    if (known) return Promise.resolve(known);
+    let fetching = this.fetching.get(topic);
+    if (!fetching) {
+      fetching = this.connectedAdmin()
+        .then((admin) => admin.fetchTopicMetadata({ topics: [topic] }))
+        .then(({ topics }) => {
+          const partitions = topics[0]?.partitions ?? [];
+          if (partitions.length === 0) throw new Error(`topic ${topic} has no partitions`);
+          const leaders = partitions
+            .sort((a, b) => a.partitionId - b.partitionId)
+            .map((partition) => partition.leader);
+          this.leaders.set(topic, leaders);
+          return leaders;
+        })
+        .finally(() => this.fetching.delete(topic));
+      this.fetching.set(topic, fetching);
+    }
+    return fetching;
+  }
+
+  private connectedAdmin(): Promise<Admin> {
+    if (!this.admin) {
+      const admin = this.kafka.admin();
+      const connecting = admin.connect().then(() => admin);
+      this.admin = connecting;
+      connecting.catch(() => {
+        if (this.admin === connecting) this.admin = undefined;
+      });
+    }
+    return this.admin;
+  }
+
+  private laneOf(leader: number) {
+    let lane = this.lanes.get(leader);
+    if (!lane) {
+      // After a failed send the leaders may have moved: the next callers ask the cluster again.
+      lane = new Lane(this.kafka, leader, { ...this.options, stats: this.stats }, () => this.leaders.clear());
+      this.lanes.set(leader, lane);
+    }
+    return lane;
   }
 
   private count(records: OutgoingRecord[]) {
@@ -132,88 +201,5 @@ export class Publisher {
         }
       }
     }
-  }
-
-  private takeBatch() {
-    const taken: [Waiter, number][] = [];
-    const byTopic = new Map<string, Message[]>();
-    let bytes = 0;
-    while (this.queue.length > 0 && bytes < this.options.maxBatchBytes) {
-      const waiter = this.queue[0] as Waiter;
-      let count = 0;
-      while (!waiter.settled && waiter.next < waiter.records.length && bytes < this.options.maxBatchBytes) {
-        const record = waiter.records[waiter.next++] as OutgoingRecord;
-        const messages = byTopic.get(record.topic) ?? [];
-        if (messages.length === 0) byTopic.set(record.topic, messages);
-        messages.push({ key: record.key, value: record.value, headers: record.headers });
-        bytes += record.value.length + (record.key?.length ?? 0) + 70;
-        count++;
-      }
-      if (count > 0) taken.push([waiter, count]);
-      if (waiter.settled || waiter.next === waiter.records.length) this.queue.shift();
-    }
-    const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-    return { taken, topicMessages };
-  }
-
-  private async drain() {
-    try {
-      while (this.queue.length > 0) {
-        const { taken, topicMessages } = this.takeBatch();
-        if (taken.length === 0) continue;
-        const count = taken.reduce((sum, [, n]) => sum + n, 0);
-        const stopTimer = this.options.metrics.kafkaProduceSeconds.startTimer();
-        try {
-          const producer = await this.connectedProducer();
-          await producer.sendBatch({ topicMessages, acks: -1, timeout: this.options.ackTimeoutMs });
-          stopTimer();
-          this.options.metrics.kafkaBatchRecords.observe(count);
-          this.stats.sends++;
-          this.stats.records += count;
-          this.stats.lastBatchRecords = count;
-          for (const [waiter, n] of taken) {
-            waiter.unacked -= n;
-            if (waiter.unacked === 0) this.settle(waiter);
-          }
-        } catch (error) {
-          this.stats.failures++;
-          this.options.metrics.kafkaSendFailures.inc();
-          this.options.logger.warn("kafka send failed", { error: (error as Error).message, records: count });
-          for (const [waiter] of taken) this.settle(waiter, new KafkaUnavailable((error as Error).message));
-          this.discardProducer();
-        }
-      }
-    } finally {
-      this.draining = false;
-      for (const resolve of this.idle.splice(0)) resolve();
-    }
-  }
-
-  private connectedProducer(): Promise<Producer> {
-    if (!this.producer) {
-      const producer = this.kafka.producer({
-        idempotent: true,
-        maxInFlightRequests: 1,
-        createPartitioner: cachingPartitioner,
-        retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
-      });
-      const connecting = producer.connect().then(() => producer);
-      this.producer = connecting;
-      connecting.catch(() => {
-        if (this.producer === connecting) this.producer = undefined;
-      });
-    }
-    return this.producer;
-  }
-
-  /**
-   * After a failed send nobody knows whether the broker wrote it, and an idempotent producer that goes on
-   * with the same id and sequence numbers could have a new batch taken for the old one's duplicate. A new
-   * producer gets a new producer id, so the next send can never be mistaken for a retry.
-   */
-  private discardProducer() {
-    const old = this.producer;
-    this.producer = undefined;
-    old?.then((p) => p.disconnect()).catch(() => {});
   }
 }
