@@ -17,6 +17,8 @@ const list = (fallback: string) =>
 export const configSchema = z.object({
   PORT: int(8080, 0).pipe(z.number().max(65535)),
   HOST: z.string().default("0.0.0.0"),
+  /** Gateway processes sharing PORT; the first also runs the other roles. */
+  WORKERS: int(1, 1).pipe(z.number().max(64)),
   /** Empty: gateway and sink, and connectors when CONNECTORS_FILE is set. */
   ROLES: list("").pipe(z.array(z.enum(["gateway", "sink", "connectors", "archive"]))),
   CONNECTORS_FILE: z.string().optional(),
@@ -34,6 +36,12 @@ export const configSchema = z.object({
   KAFKA_MAX_BATCH_BYTES: int(900_000, 1024),
   /** How long a crashed sink or archive keeps its partitions before the group gives them to another member. */
   KAFKA_SESSION_TIMEOUT_MS: int(30_000, 6000),
+
+  /** Empty: no spool; records Kafka does not acknowledge are refused (503, PUBACK withheld). */
+  SPOOL_DIR: z.string().optional(),
+  SPOOL_MAX_BYTES: int(1024 * 1024 * 1024, 1024),
+  SPOOL_MIN_FREE_BYTES: int(100 * 1024 * 1024, 0),
+  SPOOL_SYNC: z.enum(["full", "normal"]).default("full"),
 
   MAX_BODY_BYTES: int(1_048_576, 1),
   MAX_BATCH_ITEMS: int(5000, 1),

@@ -5,6 +5,7 @@ import { ConnectorsFileError, loadConnectors } from "./connectors/config";
 import { createDb, migrateDatabase } from "./db/client";
 import { SchemaMismatch, verifySchema } from "./db/verify";
 import { createLogger } from "./log";
+import { superviseWorkers, workerIndex, workerMetrics } from "./workers";
 
 const usage = `usage: sluice <command>
   start     apply pending migrations, then run the roles named in ROLES (default: gateway,sink, plus
@@ -80,11 +81,18 @@ async function connectorsOf(config: ReturnType<typeof loadConfig>) {
 
 async function start() {
   const config = loadConfig();
+  const worker = workerIndex();
+  // The other workers are gateways only: one sink group member, one poller, one archive per WORKERS.
+  if (worker > 0) {
+    config.ROLES = config.ROLES.filter((role) => role === "gateway");
+    config.MQTT_CLIENT_ID = `${config.MQTT_CLIENT_ID}-w${worker}`;
+  }
   const logger = createLogger(config.LOG_LEVEL);
   // A bad connectors file stops the start before anything else, with the path of each error.
   const connectors = config.ROLES.includes("connectors") ? await connectorsOf(config) : undefined;
-  // An archive-only process needs Kafka and the archive's storage, not PostgreSQL.
-  if (config.ROLES.some((role) => role !== "archive")) {
+  // An archive-only process needs Kafka and the archive's storage, not PostgreSQL; the workers after the
+  // first find the database migrated.
+  if (worker === 0 && config.ROLES.some((role) => role !== "archive")) {
     await migrate(logger, config.DATABASE_URL, 15);
     // Never a 202 for a record that cannot be stored: every registered kind's tables must be there.
     await verifySchema(config.DATABASE_URL);
@@ -92,11 +100,23 @@ async function start() {
   // Loaded here, not at the top: the other commands (import, simulate, keys) do without Kafka, MQTT and hono.
   const { createRuntime } = await import("./runtime");
   const runtime = createRuntime(config, logger, { connectors });
-  const server = Bun.serve({ port: config.PORT, hostname: config.HOST, fetch: runtime.app.fetch });
+  const server = Bun.serve({
+    port: config.PORT,
+    hostname: config.HOST,
+    reusePort: config.WORKERS > 1,
+    fetch: runtime.app.fetch,
+  });
+  const workers =
+    worker === 0 && config.WORKERS > 1
+      ? superviseWorkers(config.WORKERS, runtime.metrics.registry, logger)
+      : undefined;
+  if (workers) runtime.metrics.exposition = workers.metrics;
+  if (worker > 0) runtime.metrics.exposition = workerMetrics(runtime.metrics.registry);
   logger.info("gateway listening", {
     url: server.url.href,
     roles: config.ROLES,
     docs: `${server.url.href}docs`,
+    ...(config.WORKERS > 1 ? { worker, workers: config.WORKERS } : {}),
   });
 
   let stopping = false;
@@ -108,14 +128,19 @@ async function start() {
       logger.error("shutdown took longer than 10 s; exiting");
       process.exit(1);
     }, 10_000);
-    await server.stop();
+    await Promise.all([workers?.stop(), server.stop()]);
     await runtime.close();
     clearTimeout(deadline);
     logger.info("stopped");
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  if (worker === 0) process.on("SIGINT", () => void stop("SIGINT"));
+  else {
+    // Ctrl-C reaches the whole process group: worker 0 stops the others itself, in order.
+    process.on("SIGINT", () => {});
+    process.on("disconnect", () => void stop("worker 0 is gone"));
+  }
 }
 
 const command = process.argv[2] ?? "start";

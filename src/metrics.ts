@@ -7,8 +7,16 @@ export function createMetrics() {
   const registry = new Registry();
   const registers = [registry];
   const started = Date.now() / 1000;
+  // The spool (SPOOL_DIR) points `depth` at its own account; the gauges read it at each scrape.
+  const spool = {
+    depth: { records: 0, bytes: 0, oldestAt: undefined as number | undefined },
+    capacityBytes: 0,
+  };
   const metrics = {
+    spool,
     registry,
+    /** The text /metrics answers: this registry's, or with WORKERS the sum of every worker's. */
+    exposition: (): Promise<string> => registry.metrics(),
     recordsAccepted: new Counter({
       name: "sluice_records_accepted_total",
       help: "Records written to their kind's Kafka topic.",
@@ -145,6 +153,32 @@ export function createMetrics() {
       labelNames: ["folder"] as const,
       registers,
     }),
+    spoolSpooled: new Counter({
+      name: "sluice_spool_spooled_records_total",
+      help: "Records committed to the local spool because Kafka did not acknowledge them (or their key had spooled ones).",
+      registers,
+    }),
+    spoolForwarded: new Counter({
+      name: "sluice_spool_forwarded_records_total",
+      help: "Spooled records Kafka acknowledged and the spool deleted.",
+      registers,
+    }),
+    spoolRefused: new Counter({
+      name: "sluice_spool_refused_records_total",
+      help: "Records neither Kafka nor the spool could take (answered 503 or PUBACK withheld), by reason.",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    spoolForwardFailures: new Counter({
+      name: "sluice_spool_forward_failures_total",
+      help: "Batches the forwarder sent that Kafka did not acknowledge (they stay spooled and are sent again).",
+      registers,
+    }),
+    spoolCorruptEntries: new Counter({
+      name: "sluice_spool_corrupt_entries_total",
+      help: "Spool entries that failed their checks and went to the dead-letter topic instead.",
+      registers,
+    }),
     rateLimitRefusals: new Counter({
       name: "sluice_rate_limit_refusals_total",
       help: "Requests refused with 429.",
@@ -156,6 +190,39 @@ export function createMetrics() {
       registers,
     }),
   };
+  new Gauge({
+    name: "sluice_spool_records",
+    help: "Records in the local spool, waiting for Kafka.",
+    registers,
+    collect() {
+      this.set(spool.depth.records);
+    },
+  });
+  new Gauge({
+    name: "sluice_spool_bytes",
+    help: "Bytes of the records in the local spool (counted against SPOOL_MAX_BYTES).",
+    registers,
+    collect() {
+      this.set(spool.depth.bytes);
+    },
+  });
+  new Gauge({
+    name: "sluice_spool_capacity_bytes",
+    help: "SPOOL_MAX_BYTES; 0 when the spool is off.",
+    registers,
+    collect() {
+      this.set(spool.capacityBytes);
+    },
+  });
+  new Gauge({
+    name: "sluice_spool_oldest_age_seconds",
+    help: "Age of the oldest record in the spool; 0 when it is empty.",
+    registers,
+    collect() {
+      const { oldestAt } = spool.depth;
+      this.set(oldestAt === undefined ? 0 : (Date.now() - oldestAt) / 1000);
+    },
+  });
   new Gauge({
     name: "sluice_process_resident_memory_bytes",
     help: "Resident memory of the process.",

@@ -8,6 +8,8 @@ export interface Probe {
   critical: boolean;
   check: () => Promise<unknown>;
   timeoutMs?: number;
+  /** Figures reported with the check, such as the spool's depth. */
+  details?: () => Record<string, number>;
 }
 
 const CheckSchema = z.object({
@@ -15,6 +17,7 @@ const CheckSchema = z.object({
   critical: z.boolean(),
   latencyMs: z.number(),
   error: z.string().optional(),
+  details: z.record(z.string(), z.number()).optional(),
 });
 
 const ReadinessSchema = z
@@ -54,6 +57,7 @@ export async function runProbes(probes: Probe[]) {
   const results = await Promise.all(
     probes.map(async (probe) => {
       const started = performance.now();
+      const details = probe.details ? { details: probe.details() } : {};
       try {
         await withTimeout(
           probe.check(),
@@ -62,13 +66,18 @@ export async function runProbes(probes: Probe[]) {
         );
         return [
           probe.name,
-          { ok: true, critical: probe.critical, latencyMs: Math.round(performance.now() - started) },
+          {
+            ok: true,
+            critical: probe.critical,
+            latencyMs: Math.round(performance.now() - started),
+            ...details,
+          },
         ];
       } catch (error) {
         const latencyMs = Math.round(performance.now() - started);
         return [
           probe.name,
-          { ok: false, critical: probe.critical, latencyMs, error: (error as Error).message },
+          { ok: false, critical: probe.critical, latencyMs, error: (error as Error).message, ...details },
         ];
       }
     }),
@@ -94,7 +103,7 @@ const metricsRoute = createRoute({
 
 export function registerHealth(app: OpenAPIHono, deps: { probes: Probe[]; metrics: Metrics }) {
   app.openapi(metricsRoute, async (c) =>
-    c.text(await deps.metrics.registry.metrics(), 200, { "content-type": deps.metrics.registry.contentType }),
+    c.text(await deps.metrics.exposition(), 200, { "content-type": deps.metrics.registry.contentType }),
   );
   app.openapi(healthz, (c) => c.json({ status: "ok" as const }, 200));
   app.openapi(readyz, async (c) => {
