@@ -1,0 +1,140 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import mqtt from "mqtt";
+import postgres from "postgres";
+import { kindTopic } from "../src/kafka/client";
+import {
+  eventually,
+  httpLoad,
+  recordTopics,
+  startGatewayProcess,
+  startMosquitto,
+  testConfig,
+  testDatabase,
+  testKey,
+} from "./helpers";
+
+let mosquitto: Awaited<ReturnType<typeof startMosquitto>>;
+const cleanups: (() => Promise<unknown>)[] = [];
+beforeAll(async () => {
+  mosquitto = await startMosquitto();
+}, 30_000);
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  await mosquitto.stop();
+}, 60_000);
+
+/** Processes of one deployment: topics, database, Redis keys, MQTT group of their own. */
+async function deployment() {
+  const config = testConfig();
+  const database = await testDatabase();
+  cleanups.push(() => database.drop());
+  const base = {
+    KAFKA_BROKERS: config.KAFKA_BROKERS.join(","),
+    KAFKA_TOPIC_PREFIX: config.KAFKA_TOPIC_PREFIX,
+    REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
+    DATABASE_URL: database.url,
+    API_KEYS: testKey,
+    RATE_LIMIT_PER_SECOND: "100000",
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+    ...mosquitto.gatewayEnv,
+    MQTT_CONNECTIONS: "2",
+    MQTT_TOPIC_PREFIX: "scale/v1",
+    MQTT_SHARED_GROUP: config.KAFKA_TOPIC_PREFIX,
+  };
+  const start = async (name: string, roles: string) => {
+    const started = await startGatewayProcess({
+      ...base,
+      ROLES: roles,
+      MQTT_CLIENT_ID: `${name}-${config.KAFKA_TOPIC_PREFIX}`,
+    });
+    cleanups.push(async () => {
+      started.proc.kill("SIGKILL");
+      await started.proc.exited;
+    });
+    return started;
+  };
+  return { config, database, start };
+}
+
+describe("several gateways and sinks", () => {
+  test("two gateways, two sinks; one sink SIGKILLed mid-stream, a third started: stored = acknowledged, roll-ups = raw", async () => {
+    const { database, start } = await deployment();
+    const gateways = [await start("gw-a", "gateway"), await start("gw-b", "gateway")];
+    const sinks = [await start("sink-1", "sink"), await start("sink-2", "sink")];
+    const loads = gateways.map((gateway) => httpLoad(gateway.url, 8));
+    await Bun.sleep(2000);
+    sinks[0]?.proc.kill("SIGKILL");
+    await Bun.sleep(2000);
+    sinks.push(await start("sink-3", "sink"));
+    await Bun.sleep(2000);
+    const results = await Promise.all(loads.map((load) => load.stop()));
+    const acknowledged = new Set(results.flatMap((result) => [...result.acknowledged]));
+    for (const result of results) expect([...result.statuses.keys()]).toEqual([202]);
+    expect(acknowledged.size).toBeGreaterThan(500);
+
+    const sql = postgres(database.url, { max: 1, onnotice: () => {} });
+    cleanups.push(() => sql.end());
+    const stored = await eventually(async () => {
+      const rows = await sql<{ id: string }[]>`select id from sensors_records`;
+      return rows.length >= acknowledged.size && rows.map((row) => row.id);
+    }, 60_000);
+    expect(stored.sort()).toEqual([...acknowledged].sort());
+    // Every width, every source: the roll-ups hold exactly what the raw rows add up to.
+    for (const [width, unit] of [
+      ["1m", "minute"],
+      ["1h", "hour"],
+    ] as const) {
+      const mismatches = await sql`
+        with raw as (
+          select source_id, date_trunc(${unit}, ts) as bucket_start, count(*)::int as count,
+                 sum((data->>'pm25')::float8) as pm25_sum
+          from sensors_records group by 1, 2),
+        rolled as (
+          select source_id, bucket_start, sum(count)::int as count, sum(pm25_sum) as pm25_sum
+          from sensors_rollups where width = ${width} group by 1, 2)
+        select * from raw full join rolled using (source_id, bucket_start)
+        where raw.count is distinct from rolled.count or abs(raw.pm25_sum - rolled.pm25_sum) > 1e-6
+           or raw.pm25_sum is null or rolled.pm25_sum is null`;
+      expect([width, [...mismatches]]).toEqual([width, []]);
+    }
+  }, 180_000);
+
+  test("one of two gateways SIGKILLed under MQTT load: the other goes on; started again, nothing acknowledged is lost", async () => {
+    const { config, start } = await deployment();
+    const survivor = await start("mq-a", "gateway");
+    let killed = await start("mq-b", "gateway");
+    const received = await recordTopics([kindTopic(config.KAFKA_TOPIC_PREFIX, "sensors")]);
+    cleanups.push(() => received.stop());
+    const device = await mqtt.connectAsync(mosquitto.url, {
+      clientId: `scale-${crypto.randomUUID()}`,
+      ...mosquitto.fleet,
+    });
+    cleanups.push(() => device.endAsync());
+    const ids = Array.from({ length: 2000 }, (_, i) => `scale-${i}-${crypto.randomUUID()}`);
+    const published: Promise<unknown>[] = [];
+    for (const [i, id] of ids.entries()) {
+      const body = JSON.stringify({ id, ts: new Date().toISOString(), temperature: i % 30 });
+      published.push(device.publishAsync(`scale/v1/sensors/dev-${i % 25}`, body, { qos: 1 }));
+      if (i === 700) {
+        await Promise.all(published);
+        killed.proc.kill("SIGKILL");
+        await killed.proc.exited;
+      }
+      if (i % 100 === 0) await Bun.sleep(5);
+    }
+    // Every publish was acknowledged by the broker.
+    await Promise.all(published);
+    const seen = () => new Set(received.records.map((record) => String(record.value.id)));
+    // The survivor goes on: messages published after the kill reach Kafka without the killed one.
+    const late = new Set(ids.slice(1000));
+    const lateSeen = await eventually(() => {
+      const found = [...late].filter((id) => seen().has(id)).length;
+      return found > late.size / 3 && found;
+    }, 30_000);
+    expect(lateSeen).toBeGreaterThan(late.size / 3);
+    // Mosquitto keeps a shared subscription's messages for a persistent member's session until it returns.
+    killed = await start("mq-b", "gateway");
+    await received.waitFor(() => ids.every((id) => seen().has(id)), 60_000);
+    expect(survivor.proc.exitCode).toBeNull();
+  }, 180_000);
+});
