@@ -139,6 +139,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (config.ROLES.includes("archive") && !config.ARCHIVE_URL) {
       throw new ConfigError("invalid configuration:\n  ARCHIVE_URL: ROLES includes archive, which needs it");
     }
+    // Each worker would need a spool of its own, and a source's records could then wait in one worker's
+    // spool while its next ones went past them to Kafka through another.
+    if (config.SPOOL_DIR && config.WORKERS > 1) {
+      throw new ConfigError(
+        "invalid configuration:\n  SPOOL_DIR: a spool belongs to one process; use WORKERS=1 with it",
+      );
+    }
     return config;
   }
   const lines = result.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);

@@ -11,14 +11,17 @@ import { createDb } from "./db/client";
 import { createIngest } from "./ingest/pipeline";
 import { createKafka, ensureTopics } from "./kafka/client";
 import { Publisher } from "./kafka/publisher";
+import { findKind } from "./kinds";
 import { createLogger, type Logger } from "./log";
 import { createMetrics } from "./metrics";
 import { createMqttIngress } from "./mqtt/ingress";
 import { createAggregates } from "./query/aggregates";
 import { createRecords } from "./query/records";
+import { viaValues } from "./record";
 import type { Probe } from "./routes/health";
 import { startRetention } from "./sink/retention";
 import { createSink, type SinkHooks } from "./sink/sink";
+import { createSpoolingPublisher } from "./spool/spool";
 
 /** Builds every client once, wires them into the roles named in ROLES; `close` releases them in order. */
 export function createRuntime(
@@ -36,7 +39,24 @@ export function createRuntime(
     logger,
     metrics,
   });
-  const ingest = createIngest({ config, publisher, logger });
+  const { SPOOL_DIR } = config;
+  // Only the roles that take records in spool them; a sink-only process leaves the directory to the gateway.
+  const spool =
+    SPOOL_DIR && (roles.has("gateway") || roles.has("connectors"))
+      ? createSpoolingPublisher({
+          config: { ...config, SPOOL_DIR },
+          publisher,
+          logger,
+          metrics,
+          deadLetter: (entry) =>
+            ingest.refusal(findKind(entry.kind ?? ""), "corrupt-spool-entry", entry.problem, entry.raw, {
+              via: viaValues.find((via) => via === entry.transport) ?? "http",
+              sourceId: entry.key ?? undefined,
+              origin: `spool entry ${entry.seq}`,
+            }),
+        })
+      : undefined;
+  const ingest = createIngest({ config, publisher: spool ?? publisher, logger });
   const { db, client: postgres } = createDb(config.DATABASE_URL, config.DATABASE_POOL_SIZE);
   const cache = createCache(config.REDIS_URL, config.REDIS_KEY_PREFIX, logger, metrics);
   const records = createRecords({ db, cache });
@@ -60,7 +80,7 @@ export function createRuntime(
     : undefined;
   const mqtt =
     roles.has("gateway") && config.MQTT_CONNECTIONS > 0
-      ? createMqttIngress({ config, ingest, publisher, logger, metrics })
+      ? createMqttIngress({ config, ingest, logger, metrics })
       : undefined;
 
   let topicsReady = false;
@@ -77,6 +97,8 @@ export function createRuntime(
         await Bun.sleep(2000);
       }
     }
+    // The spool first, then the rest: records spooled before a restart are on their way before new work starts.
+    if (spool && !closed) spool.start();
     // Connectors need the topics, not the sink, whose joining its group can take a rebalance.
     if (connectors && !closed) connectors.start();
     if (archiver && !closed) await archiver.start();
@@ -87,7 +109,8 @@ export function createRuntime(
   const probes: Probe[] = [
     {
       name: "kafka",
-      critical: true,
+      // With a spool, a gateway without Kafka still takes records: it is ready while the spool has room.
+      critical: !spool,
       check: async () => {
         if (!topicsReady) throw new Error("topics not yet created");
         await admin.describeCluster();
@@ -102,6 +125,7 @@ export function createRuntime(
     );
   }
   if (mqtt) probes.push({ name: "mqtt", critical: true, check: mqtt.check });
+  if (spool) probes.push({ name: "spool", critical: true, check: spool.check, details: spool.details });
   const authenticate = createAuthenticator({
     db,
     staticKeys: config.API_KEYS,
@@ -125,6 +149,7 @@ export function createRuntime(
     config,
     logger,
     publisher,
+    spool,
     ingest,
     mqtt,
     sink,
@@ -143,6 +168,7 @@ export function createRuntime(
       await mqtt?.close();
       await sink?.stop();
       await archiver?.stop();
+      await spool?.close();
       await publisher.close();
       await admin.disconnect().catch(() => {});
       await cache.close();

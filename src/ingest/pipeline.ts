@@ -9,13 +9,21 @@ import { type Rejection, type ValidationContext, validateItems } from "./validat
 
 const MAX_RAW_CHARS = 65_536;
 
+/** Why a dead letter was written: what decoding or validation refused, or a spool entry that cannot be trusted. */
+export type DeadLetterReason = RefusalReason | "corrupt-spool-entry";
+
+/** The spool in front of the Publisher (SPOOL_DIR): it says how many of the records it kept instead of Kafka. */
+export interface SpoolingDelivery {
+  publish(records: OutgoingRecord[]): Promise<{ spooled: number }>;
+}
+
 /** The value of every record in the dead-letter topic: enough to see what a device sent and why it was refused. */
 export interface DeadLetter {
   id: string;
   kind: string | null;
   via: Via;
   receivedAt: string;
-  reason: RefusalReason;
+  reason: DeadLetterReason;
   errors: (FieldError & { index?: number })[];
   raw: string;
   /** Where it came from: the HTTP content type or the MQTT topic. */
@@ -46,7 +54,12 @@ export type RecentDeadLetter = Omit<DeadLetter, "raw" | "id"> & { raw: string };
 const RECENT = 50;
 
 /** The one path every record takes, whatever the transport: validate, envelope, publish, dead-letter. */
-export function createIngest(deps: { config: Config; publisher: Publisher; logger: Logger }) {
+/** Records are published through the Publisher (Kafka only) or the spool; either rejects with KafkaUnavailable. */
+export function createIngest(deps: {
+  config: Config;
+  publisher: Pick<Publisher, "publish"> | SpoolingDelivery;
+  logger: Logger;
+}) {
   const prefix = deps.config.KAFKA_TOPIC_PREFIX;
   const limits = {
     maxFutureMs: deps.config.TS_MAX_FUTURE_SECONDS * 1000,
@@ -93,7 +106,7 @@ export function createIngest(deps: { config: Config; publisher: Publisher; logge
 
   function refusal(
     kind: Kind | undefined,
-    reason: RefusalReason,
+    reason: DeadLetterReason,
     message: string,
     raw: string,
     options: IngestOptions,
@@ -128,14 +141,22 @@ export function createIngest(deps: { config: Config; publisher: Publisher; logge
     return { envelopes, rejections, outgoing };
   }
 
+  /** Resolves once Kafka or the spool has every record; `spooled` counts those the spool has. */
+  async function deliver(records: OutgoingRecord[]) {
+    const outcome = await deps.publisher.publish(records);
+    return { spooled: outcome ? outcome.spooled : 0 };
+  }
+
   /**
    * Publishes valid records to the kind's topic and invalid ones to the dead-letter topic in one group commit.
-   * Resolves once Kafka has acknowledged all of them; throws KafkaUnavailable otherwise, unless nothing was
-   * valid (the refusal stands whatever Kafka does).
+   * Resolves once Kafka (or the spool) has all of them, `spooled` counting the valid ones the spool has;
+   * throws KafkaUnavailable otherwise, unless nothing was valid (the refusal stands whatever Kafka does).
    */
   async function publish(prepared: ReturnType<typeof prepare>) {
+    let spooled = 0;
     try {
-      await deps.publisher.publish(prepared.outgoing);
+      // The spool takes a call whole or not at all.
+      if ((await deliver(prepared.outgoing)).spooled > 0) spooled = prepared.envelopes.length;
     } catch (error) {
       if (prepared.envelopes.length > 0) throw error;
       deps.logger.warn("dead-letter write failed", {
@@ -143,13 +164,14 @@ export function createIngest(deps: { config: Config; publisher: Publisher; logge
         records: prepared.rejections.length,
       });
     }
-    return prepared;
+    return { ...prepared, spooled };
   }
 
   return {
     /** The latest dead letters this process wrote, newest first. */
     recent: () => recent,
     prepare,
+    deliver,
     records: (kind: Kind, items: DecodedItem[], options: IngestOptions) =>
       publish(prepare(kind, items, options)),
 
@@ -158,7 +180,7 @@ export function createIngest(deps: { config: Config; publisher: Publisher; logge
 
     /** Writes a refusal to the dead-letter topic; a failure is logged, never thrown (the refusal stands). */
     async refused(...args: Parameters<typeof refusal>) {
-      await deps.publisher.publish([refusal(...args)]).catch((error: Error) => {
+      await deliver([refusal(...args)]).catch((error: Error) => {
         deps.logger.warn("dead-letter write failed", { error: error.message, reason: args[1] });
       });
     },

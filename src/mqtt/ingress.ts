@@ -3,7 +3,7 @@ import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Config } from "../config";
 import { decodePayload, Refused } from "../ingest/decode";
 import type { Ingest } from "../ingest/pipeline";
-import { KafkaUnavailable, type OutgoingRecord, type Publisher } from "../kafka/publisher";
+import { KafkaUnavailable, type OutgoingRecord } from "../kafka/publisher";
 import { findKind, type Kind } from "../kinds";
 import type { Logger } from "../log";
 import type { Metrics } from "../metrics";
@@ -47,24 +47,24 @@ function clientOptions(config: Config, index: number): IClientOptions {
 
 /**
  * The MQTT side of the gateway: a pool of connections in one shared subscription. A QoS 1 message is
- * acknowledged (PUBACK) only once its records, or its dead letter, are in Kafka; while Kafka cannot take
- * them the ack is withheld and the publish retried, and on shutdown the broker keeps what was not acked.
+ * acknowledged (PUBACK) only once its records, or its dead letter, are in Kafka (or committed to the spool);
+ * while neither can take them the ack is withheld and the publish retried, and on shutdown the broker keeps
+ * what was not acked.
  */
 export function createMqttIngress(deps: {
   config: Config;
   ingest: Ingest;
-  publisher: Publisher;
   logger: Logger;
   metrics: Metrics;
 }) {
-  const { config, ingest, publisher, logger, metrics } = deps;
+  const { config, ingest, logger, metrics } = deps;
   const prefix = config.MQTT_TOPIC_PREFIX;
   const subscription = `$share/${config.MQTT_SHARED_GROUP}/${prefix}/#`;
   const limits = { maxBodyBytes: config.MAX_BODY_BYTES, maxBatchItems: config.MAX_BATCH_ITEMS };
   const clients: MqttClient[] = [];
   const inFlight = new Set<Promise<unknown>>();
   let stopping = false;
-  const stats = { received: 0, acknowledged: 0, deadLettered: 0, kafkaRetries: 0 };
+  const stats = { received: 0, acknowledged: 0, deadLettered: 0, kafkaRetries: 0, spooled: 0 };
 
   /** What the message becomes in Kafka: its records and dead letters, or the dead letter of the whole message. */
   function toRecords(topic: string, payload: Buffer): OutgoingRecord[] {
@@ -87,13 +87,13 @@ export function createMqttIngress(deps: {
     }
   }
 
-  /** Resolves true once the message is in Kafka, false when it must stay unacknowledged (shutting down, QoS 0 lost). */
+  /** Resolves true once the message is in Kafka or the spool, false when it must stay unacknowledged (shutting down, QoS 0 lost). */
   async function deliver(topic: string, payload: Buffer, qos: number): Promise<boolean> {
     stats.received++;
     const records = toRecords(topic, payload);
     for (let attempt = 0; ; attempt++) {
       try {
-        await publisher.publish(records);
+        if ((await ingest.deliver(records)).spooled > 0) stats.spooled++;
         return true;
       } catch (error) {
         if (!(error instanceof KafkaUnavailable)) throw error;

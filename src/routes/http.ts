@@ -5,7 +5,7 @@ import { ProblemError } from "../problem";
 import { contentTypes, type Format } from "../query/formats";
 
 const requestHeaders = "authorization, content-type, content-encoding, x-api-key, x-request-id";
-const exposedHeaders = "retry-after, x-request-id, allow, www-authenticate";
+const exposedHeaders = "retry-after, x-request-id, allow, www-authenticate, sluice-spooled";
 
 /**
  * CORS for the configured origins only: their preflights are answered here, before the key check (a browser

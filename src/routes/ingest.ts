@@ -7,17 +7,31 @@ import { KafkaUnavailable } from "../kafka/publisher";
 import { type Kind, kinds } from "../kinds";
 import { logContext } from "../log";
 import { FieldErrorSchema, ProblemError, problemResponses, unavailable } from "../problem";
+import { SpoolRefused } from "../spool/store";
 import { security } from "./auth";
 
 const IngestResultSchema = z
   .object({
-    accepted: z.number().int().openapi({ description: "Records now in Kafka." }),
+    accepted: z
+      .number()
+      .int()
+      .openapi({ description: "Records now in Kafka, or in the gateway's spool (see `spooled`)." }),
     rejected: z
       .array(z.object({ index: z.number().int(), errors: z.array(FieldErrorSchema.omit({ index: true })) }))
       .openapi({
         description: "Invalid records, by position in the batch; each is in the dead-letter topic.",
       }),
     ids: z.array(z.string()).openapi({ description: "The accepted records' ids, in batch order." }),
+    spooled: z
+      .number()
+      .int()
+      .optional()
+      .openapi({
+        description:
+          "Only where the gateway has a spool (SPOOL_DIR): how many of the accepted records are safe in its local " +
+          "spool rather than in Kafka yet (0 or all of them); it forwards them once Kafka is back. Also in the " +
+          "`Sluice-Spooled` header.",
+      }),
   })
   .openapi("IngestResult");
 
@@ -40,8 +54,9 @@ function ingestRoute(kind: Kind, config: Config) {
       `${config.MAX_BODY_BYTES} bytes, decoded: the body may come with \`Content-Encoding: ${acceptedEncodings}\`. ` +
       `A record's \`ts\` may be at most ${config.TS_MAX_FUTURE_SECONDS} s ahead of the time it is received and at ` +
       `most ${config.TS_MAX_AGE_DAYS} days old; without \`id\` it gets a UUIDv7, with one it is stored once however ` +
-      "often it is sent. Answered 202 once every valid record is in Kafka (acks=all); invalid " +
-      "records are listed in `rejected` and written to the dead-letter topic.",
+      "often it is sent. Answered 202 once every valid record is in Kafka (acks=all), or, where the gateway has " +
+      "a spool, committed to it (`spooled`); invalid records are listed in `rejected` and written to the " +
+      "dead-letter topic.",
     request: {
       body: {
         required: true,
@@ -56,7 +71,13 @@ function ingestRoute(kind: Kind, config: Config) {
     },
     responses: {
       202: {
-        description: "Every valid record is in Kafka.",
+        description: "Every valid record is in Kafka, or in the gateway's spool (`spooled`).",
+        headers: {
+          "Sluice-Spooled": {
+            description: "Where the gateway has a spool: how many of the accepted records it holds.",
+            schema: { type: "integer" },
+          },
+        },
         content: { "application/json": { schema: IngestResultSchema } },
       },
       ...problemResponses(400, 401, 403, 413, 415, 422, 429, 503),
@@ -67,6 +88,7 @@ function ingestRoute(kind: Kind, config: Config) {
 export function registerIngest(app: OpenAPIHono, deps: { config: Config; ingest: Ingest }) {
   const { config, ingest } = deps;
   const limits = { maxBodyBytes: config.MAX_BODY_BYTES, maxBatchItems: config.MAX_BATCH_ITEMS };
+  const spoolOn = config.SPOOL_DIR !== undefined;
   for (const kind of kinds) {
     app.openAPIRegistry.register(kind.title, kind.schema);
     if (kind.alternate) app.openAPIRegistry.register(kind.alternate.title, kind.alternate.schema);
@@ -90,9 +112,10 @@ export function registerIngest(app: OpenAPIHono, deps: { config: Config; ingest:
       } catch (error) {
         if (!(error instanceof KafkaUnavailable)) throw error;
         const detail = `records not accepted: ${error.message}`;
-        throw unavailable("kafka-unavailable", detail, config.RETRY_AFTER_SECONDS);
+        const slug = error instanceof SpoolRefused ? "spool-full" : "kafka-unavailable";
+        throw unavailable(slug, detail, config.RETRY_AFTER_SECONDS);
       }
-      const { envelopes, rejections } = outcome;
+      const { envelopes, rejections, spooled } = outcome;
       const context = logContext.getStore();
       if (context) Object.assign(context, { accepted: envelopes.length, rejected: rejections.length });
       if (envelopes.length === 0) {
@@ -102,14 +125,13 @@ export function registerIngest(app: OpenAPIHono, deps: { config: Config; ingest:
         const detail = `none of the ${items.length} records is valid`;
         throw new ProblemError(422, "invalid-records", detail, errors);
       }
-      return c.json(
-        {
-          accepted: envelopes.length,
-          rejected: rejections.map(({ index, errors }) => ({ index, errors })),
-          ids: envelopes.map((envelope) => envelope.id),
-        },
-        202,
-      );
+      const result = {
+        accepted: envelopes.length,
+        rejected: rejections.map(({ index, errors }) => ({ index, errors })),
+        ids: envelopes.map((envelope) => envelope.id),
+      };
+      if (!spoolOn) return c.json(result, 202);
+      return c.json({ ...result, spooled }, 202, { "sluice-spooled": String(spooled) });
     });
   }
 }

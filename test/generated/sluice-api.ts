@@ -222,7 +222,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest SensorReading records
-         * @description An IoT sensor reading. At least one metric is required: temperature, humidity, pm25, pm10, no2, co2, battery. Source field: `deviceId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes, decoded: the body may come with `Content-Encoding: gzip, deflate`. A record's `ts` may be at most 300 s ahead of the time it is received and at most 30 days old; without `id` it gets a UUIDv7, with one it is stored once however often it is sent. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
+         * @description An IoT sensor reading. At least one metric is required: temperature, humidity, pm25, pm10, no2, co2, battery. Source field: `deviceId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes, decoded: the body may come with `Content-Encoding: gzip, deflate`. A record's `ts` may be at most 300 s ahead of the time it is received and at most 30 days old; without `id` it gets a UUIDv7, with one it is stored once however often it is sent. Answered 202 once every valid record is in Kafka (acks=all), or, where the gateway has a spool, committed to it (`spooled`); invalid records are listed in `rejected` and written to the dead-letter topic.
          */
         post: {
             parameters: {
@@ -239,9 +239,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Every valid record is in Kafka. */
+                /** @description Every valid record is in Kafka, or in the gateway's spool (`spooled`). */
                 202: {
                     headers: {
+                        /** @description Where the gateway has a spool: how many of the accepted records it holds. */
+                        "Sluice-Spooled"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -434,7 +436,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest TrafficCount records
-         * @description A store's foot-traffic count for the interval since its previous report. Source field: `storeId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes, decoded: the body may come with `Content-Encoding: gzip, deflate`. A record's `ts` may be at most 300 s ahead of the time it is received and at most 30 days old; without `id` it gets a UUIDv7, with one it is stored once however often it is sent. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
+         * @description A store's foot-traffic count for the interval since its previous report. Source field: `storeId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes, decoded: the body may come with `Content-Encoding: gzip, deflate`. A record's `ts` may be at most 300 s ahead of the time it is received and at most 30 days old; without `id` it gets a UUIDv7, with one it is stored once however often it is sent. Answered 202 once every valid record is in Kafka (acks=all), or, where the gateway has a spool, committed to it (`spooled`); invalid records are listed in `rejected` and written to the dead-letter topic.
          */
         post: {
             parameters: {
@@ -451,9 +453,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Every valid record is in Kafka. */
+                /** @description Every valid record is in Kafka, or in the gateway's spool (`spooled`). */
                 202: {
                     headers: {
+                        /** @description Where the gateway has a spool: how many of the accepted records it holds. */
+                        "Sluice-Spooled"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -646,7 +650,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest WeatherObservation records
-         * @description A weather station's observation. Source field: `stationId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes, decoded: the body may come with `Content-Encoding: gzip, deflate`. A record's `ts` may be at most 300 s ahead of the time it is received and at most 30 days old; without `id` it gets a UUIDv7, with one it is stored once however often it is sent. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
+         * @description A weather station's observation. Source field: `stationId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes, decoded: the body may come with `Content-Encoding: gzip, deflate`. A record's `ts` may be at most 300 s ahead of the time it is received and at most 30 days old; without `id` it gets a UUIDv7, with one it is stored once however often it is sent. Answered 202 once every valid record is in Kafka (acks=all), or, where the gateway has a spool, committed to it (`spooled`); invalid records are listed in `rejected` and written to the dead-letter topic.
          */
         post: {
             parameters: {
@@ -663,9 +667,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Every valid record is in Kafka. */
+                /** @description Every valid record is in Kafka, or in the gateway's spool (`spooled`). */
                 202: {
                     headers: {
+                        /** @description Where the gateway has a spool: how many of the accepted records it holds. */
+                        "Sluice-Spooled"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -858,7 +864,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest FlightStatus records
-         * @description A flight's status: where it is in its day, its delays, and its live position when airborne. Source field: `flightId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes, decoded: the body may come with `Content-Encoding: gzip, deflate`. A record's `ts` may be at most 300 s ahead of the time it is received and at most 30 days old; without `id` it gets a UUIDv7, with one it is stored once however often it is sent. Answered 202 once every valid record is in Kafka (acks=all); invalid records are listed in `rejected` and written to the dead-letter topic.
+         * @description A flight's status: where it is in its day, its delays, and its live position when airborne. Source field: `flightId`. One record, a JSON array, NDJSON, or CSV with a header row (dotted names for nested fields). At most 5000 records and 1048576 bytes, decoded: the body may come with `Content-Encoding: gzip, deflate`. A record's `ts` may be at most 300 s ahead of the time it is received and at most 30 days old; without `id` it gets a UUIDv7, with one it is stored once however often it is sent. Answered 202 once every valid record is in Kafka (acks=all), or, where the gateway has a spool, committed to it (`spooled`); invalid records are listed in `rejected` and written to the dead-letter topic.
          */
         post: {
             parameters: {
@@ -875,9 +881,11 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Every valid record is in Kafka. */
+                /** @description Every valid record is in Kafka, or in the gateway's spool (`spooled`). */
                 202: {
                     headers: {
+                        /** @description Where the gateway has a spool: how many of the accepted records it holds. */
+                        "Sluice-Spooled"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2436,11 +2444,14 @@ export interface components {
                     critical: boolean;
                     latencyMs: number;
                     error?: string;
+                    details?: {
+                        [key: string]: number;
+                    };
                 };
             };
         };
         IngestResult: {
-            /** @description Records now in Kafka. */
+            /** @description Records now in Kafka, or in the gateway's spool (see `spooled`). */
             accepted: number;
             /** @description Invalid records, by position in the batch; each is in the dead-letter topic. */
             rejected: {
@@ -2453,6 +2464,8 @@ export interface components {
             }[];
             /** @description The accepted records' ids, in batch order. */
             ids: string[];
+            /** @description Only where the gateway has a spool (SPOOL_DIR): how many of the accepted records are safe in its local spool rather than in Kafka yet (0 or all of them); it forwards them once Kafka is back. Also in the `Sluice-Spooled` header. */
+            spooled?: number;
         };
         /** @description RFC 9457 problem details. */
         Problem: {
