@@ -10,7 +10,7 @@ export function createMetrics() {
   // The spool (SPOOL_DIR) points `depth` at its own account; the gauges read it at each scrape.
   const spool = {
     depth: { records: 0, bytes: 0, oldestAt: undefined as number | undefined },
-    capacityBytes: 0,
+    maxBytes: 0,
   };
   const metrics = {
     spool,
@@ -207,11 +207,11 @@ export function createMetrics() {
     },
   });
   new Gauge({
-    name: "sluice_spool_capacity_bytes",
+    name: "sluice_spool_max_bytes",
     help: "SPOOL_MAX_BYTES; 0 when the spool is off.",
     registers,
     collect() {
-      this.set(spool.capacityBytes);
+      this.set(spool.maxBytes);
     },
   });
   new Gauge({

@@ -43,7 +43,8 @@ export async function refreshMetrics(api) {
       .join("");
     $("dead-rate").textContent = ((dead - previous.dead) / seconds).toFixed(2);
   }
-  previous = { at: now, accepted, dead };
+  refreshSpool(samples, previous && (now - previous.at) / 1000);
+  previous = { at: now, accepted, dead, spool: spoolCounters(samples) };
   // Since the gateway started, by kind and reason, whatever the transport: most frequent first.
   const byReason = new Map();
   for (const s of samples.filter((s) => s.name === "sluice_dead_letters_total" && s.value > 0)) {
@@ -64,6 +65,37 @@ export async function refreshMetrics(api) {
   $("produce").textContent = count ? `${((sum / count) * 1000).toFixed(1)} ms` : "–";
   $("memory").textContent =
     `memory ${(total(samples, "sluice_process_resident_memory_bytes") / 2 ** 20).toFixed(0)} MiB`;
+}
+
+const spoolCounters = (samples) => ({
+  spooled: total(samples, "sluice_spool_spooled_records_total"),
+  forwarded: total(samples, "sluice_spool_forwarded_records_total"),
+});
+const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+// The spool's card shows only on a gateway that has one (SPOOL_DIR): its SPOOL_MAX_BYTES is 0 otherwise.
+function refreshSpool(samples, seconds) {
+  const maxBytes = total(samples, "sluice_spool_max_bytes");
+  $("spool-card").classList.toggle("hidden", maxBytes === 0);
+  if (maxBytes === 0) return;
+  const bytes = total(samples, "sluice_spool_bytes");
+  const age = total(samples, "sluice_spool_oldest_age_seconds");
+  $("spool-depth").textContent = `${total(samples, "sluice_spool_records")} records`;
+  const counters = spoolCounters(samples);
+  const rate = (name) =>
+    seconds && previous.spool ? ((counters[name] - previous.spool[name]) / seconds).toFixed(1) : "–";
+  const refused = samples.filter((s) => s.name === "sluice_spool_refused_records_total" && s.value > 0);
+  const rows = [
+    ["size", `${mib(bytes)} of ${mib(maxBytes)} (${((bytes / maxBytes) * 100).toFixed(1)} %)`],
+    ["oldest", age > 0 ? `${age.toFixed(0)} s ago` : "–"],
+    ["spooled / s", rate("spooled")],
+    ["forwarded / s", rate("forwarded")],
+    ["refused", refused.map((s) => `${s.value} ${s.labels.reason}`).join(", ") || "none"],
+    ["damaged entries dead-lettered", String(total(samples, "sluice_spool_corrupt_entries_total"))],
+  ];
+  $("spool").innerHTML = rows
+    .map(([name, value]) => `<tr><td>${escapeHtml(name)}</td><td>${escapeHtml(value)}</td></tr>`)
+    .join("");
 }
 
 const when = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "–");

@@ -35,7 +35,7 @@ export function createSpoolingPublisher(deps: SpoolDeps) {
   if (store.depth.records > 0)
     logger.info("spool found records to forward", { records: store.depth.records });
   metrics.spool.depth = store.depth;
-  metrics.spool.capacityBytes = config.SPOOL_MAX_BYTES;
+  metrics.spool.maxBytes = config.SPOOL_MAX_BYTES;
 
   // Set when Kafka did not acknowledge, cleared when the forwarder gets through: meanwhile no caller waits
   // KAFKA_ACK_TIMEOUT_MS for a Kafka that is not there.
