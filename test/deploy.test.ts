@@ -23,6 +23,9 @@ describe("docker-compose.yml", () => {
         "gateway",
         "grafana",
         "kafka",
+        "kafka-1",
+        "kafka-2",
+        "kafka-3",
         "mosquitto",
         "mosquitto-users",
         "postgres",
@@ -123,6 +126,9 @@ describe("docker-compose.yml", () => {
       expect(services[name]?.healthcheck, name).toBeDefined();
     expect(dockerfile).toMatch(/^HEALTHCHECK /m);
     expect(Object.keys(compose.volumes).sort()).toEqual([
+      "kafka-1-data",
+      "kafka-2-data",
+      "kafka-3-data",
       "kafka-data",
       "minio-data",
       "mosquitto-data",
@@ -150,6 +156,130 @@ describe("docker-compose.yml", () => {
     expect(mosquittoConf).toMatch(/^persistence true$/m);
     expect(mosquittoConf).toMatch(/^max_queued_messages 0$/m);
     expect(mosquittoConf).toMatch(/^max_queued_bytes 0$/m);
+  });
+});
+
+describe("ha profile", () => {
+  const nodes = Object.entries(services)
+    .filter(([, service]) => (service.profiles as string[] | undefined)?.includes("ha"))
+    .map(([name]) => {
+      const variables = env(name);
+      const listener = (listenerName: string) =>
+        Number(
+          String(variables.KAFKA_LISTENERS).match(new RegExp(`(?:^|,)${listenerName}://:(\\d+)(?:,|$)`))?.[1],
+        );
+      return {
+        name,
+        env: variables,
+        id: Number(variables.KAFKA_NODE_ID),
+        port: listener("PLAINTEXT"),
+        controllerPort: listener("CONTROLLER"),
+      };
+    })
+    .sort((a, b) => a.id - b.id);
+
+  test("three Kafka nodes, only in the profile: the default services neither change nor depend on them", () => {
+    expect(nodes.map((node) => node.name)).toEqual(["kafka-1", "kafka-2", "kafka-3"]);
+    for (const node of nodes) expect(services[node.name]?.profiles, node.name).toEqual(["ha"]);
+    for (const [name, service] of Object.entries(services)) {
+      const dependsOn = Object.keys((service.depends_on ?? {}) as Record<string, unknown>);
+      for (const node of nodes) expect(dependsOn, name).not.toContain(node.name);
+    }
+  });
+
+  test("each node is a broker and a controller with an id of its own, one cluster id, the voters where they listen", () => {
+    expect(nodes.map((node) => node.id)).toEqual([1, 2, 3]);
+    const voters = nodes.map((node) => `${node.id}@${node.name}:${node.controllerPort}`).join(",");
+    const clusterIds = new Set(nodes.map((node) => node.env.CLUSTER_ID));
+    expect(clusterIds.size).toBe(1);
+    const [clusterId] = [...clusterIds];
+    // What kafka-storage random-uuid prints: 16 bytes in unpadded base64url.
+    expect(String(clusterId)).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/);
+    expect(Buffer.from(String(clusterId), "base64url")).toHaveLength(16);
+    for (const node of nodes) {
+      expect(node.env.KAFKA_PROCESS_ROLES, node.name).toBe("broker,controller");
+      expect(node.port, node.name).toBeGreaterThan(0);
+      expect(node.controllerPort, node.name).toBeGreaterThan(0);
+      expect(node.env.KAFKA_ADVERTISED_LISTENERS, node.name).toBe(`PLAINTEXT://${node.name}:${node.port}`);
+      expect(node.env.KAFKA_CONTROLLER_QUORUM_VOTERS, node.name).toBe(voters);
+      expect(node.env.KAFKA_CONTROLLER_LISTENER_NAMES, node.name).toBe("CONTROLLER");
+      expect(String(node.env.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP).split(",").sort(), node.name).toEqual([
+        "CONTROLLER:PLAINTEXT",
+        "PLAINTEXT:PLAINTEXT",
+      ]);
+      expect(node.env.KAFKA_INTER_BROKER_LISTENER_NAME, node.name).toBe("PLAINTEXT");
+    }
+  });
+
+  test("replication factor 3, min.insync.replicas 2, no unclean leader election, no auto-created topics", () => {
+    for (const node of nodes) {
+      const settings = Object.fromEntries(
+        [
+          "KAFKA_DEFAULT_REPLICATION_FACTOR",
+          "KAFKA_MIN_INSYNC_REPLICAS",
+          "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+          "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+          "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
+          "KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE",
+          "KAFKA_AUTO_CREATE_TOPICS_ENABLE",
+          "KAFKA_NUM_PARTITIONS",
+        ].map((name) => [name, String(node.env[name])]),
+      );
+      expect(settings, node.name).toEqual({
+        KAFKA_DEFAULT_REPLICATION_FACTOR: "3",
+        KAFKA_MIN_INSYNC_REPLICAS: "2",
+        KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR: "3",
+        KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR: "3",
+        KAFKA_TRANSACTION_STATE_LOG_MIN_ISR: "2",
+        KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE: "false",
+        KAFKA_AUTO_CREATE_TOPICS_ENABLE: "false",
+        KAFKA_NUM_PARTITIONS: "3",
+      });
+    }
+  });
+
+  test("the kafka service's image, a health check on each node's own broker id, a volume of its own for its log", () => {
+    const volumes = new Set<string>();
+    for (const node of nodes) {
+      const service = services[node.name] ?? {};
+      expect(service.image, node.name).toBe(services.kafka?.image);
+      const check = ((service.healthcheck as { test?: string[] } | undefined)?.test ?? []).join(" ");
+      expect(check, node.name).toContain(
+        `kafka-broker-api-versions.sh --bootstrap-server localhost:${node.port}`,
+      );
+      expect(check, node.name).toContain(`(id: ${node.id} rack`);
+      const mounts = (service.volumes ?? []) as string[];
+      expect(mounts, node.name).toHaveLength(1);
+      const [volume = "", target] = String(mounts[0]).split(":");
+      expect(target, node.name).toBe(String(node.env.KAFKA_LOG_DIRS));
+      expect(Object.keys(compose.volumes), node.name).toContain(volume);
+      volumes.add(volume);
+    }
+    expect(volumes.size).toBe(nodes.length);
+    const single = ((services.kafka?.volumes ?? []) as string[]).map((mount) => mount.split(":")[0]);
+    for (const volume of single) expect(volumes.has(String(volume))).toBe(false);
+  });
+
+  test("the settings the comment gives Sluice name every node and parse; one node may fail", async () => {
+    const text = await Bun.file(`${root}/docker-compose.yml`).text();
+    const brokers = text.match(/KAFKA_BROKERS=(\S+)/)?.[1];
+    const replication = Number(text.match(/KAFKA_REPLICATION_FACTOR=(\d+)/)?.[1]);
+    expect(brokers).toBe(nodes.map((node) => `${node.name}:${node.port}`).join(","));
+    expect(replication).toBe(nodes.length);
+    expect(Number(nodes[0]?.env.KAFKA_MIN_INSYNC_REPLICAS)).toBe(replication - 1);
+    for (const name of sluiceServices) {
+      const variables = {
+        ...env(name),
+        KAFKA_BROKERS: String(brokers),
+        KAFKA_REPLICATION_FACTOR: String(replication),
+      };
+      const parsed = configSchema.safeParse(
+        Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, String(v)])),
+      );
+      expect(parsed.success, name).toBe(true);
+      expect(parsed.data?.KAFKA_BROKERS, name).toHaveLength(3);
+      expect(parsed.data?.KAFKA_REPLICATION_FACTOR, name).toBe(3);
+    }
   });
 });
 
