@@ -112,7 +112,7 @@ export function registerIngest(app: OpenAPIHono, deps: { config: Config; ingest:
       } catch (error) {
         if (!(error instanceof KafkaUnavailable)) throw error;
         const detail = `records not accepted: ${error.message}`;
-        const slug = error instanceof SpoolRefused ? "spool-full" : "kafka-unavailable";
+        const slug = error instanceof SpoolRefused ? error.slug : "kafka-unavailable";
         throw unavailable(slug, detail, config.RETRY_AFTER_SECONDS);
       }
       const { envelopes, rejections, spooled } = outcome;

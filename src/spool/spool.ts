@@ -113,7 +113,6 @@ export function createSpoolingPublisher(deps: SpoolDeps) {
       maxBytes: config.SPOOL_MAX_BYTES,
       oldestAgeSeconds: store.depth.oldestAt === undefined ? 0 : (Date.now() - store.depth.oldestAt) / 1000,
     }),
-    path: store.path,
     /** Lets the batch being forwarded finish (briefly), commits what is pending and closes the file. */
     async close() {
       await forwarder.stop(2000);

@@ -15,6 +15,11 @@ export class SpoolRefused extends KafkaUnavailable {
   ) {
     super(message);
   }
+
+  /** The problem type of the 503: no room (wait for the forwarder), or a spool that cannot work at all. */
+  get slug() {
+    return this.reason === "full" || this.reason === "low-disk" ? "spool-full" : "spool-unavailable";
+  }
 }
 
 export interface SpoolStoreOptions {
