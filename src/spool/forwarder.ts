@@ -57,10 +57,7 @@ export function createForwarder(deps: ForwarderDeps) {
       const rows = store.oldest(BATCH_RECORDS, BATCH_BYTES);
       const last = rows.at(-1);
       if (!last) {
-        if (!store.hasPending()) {
-          lanes.clear();
-          deps.onKafkaReachable();
-        }
+        if (!store.hasPending()) deps.onKafkaReachable();
         await nap(60_000);
         continue;
       }

@@ -33,7 +33,10 @@ export class SpooledLanes {
     for (const record of records) this.add(laneOf(record.topic, record.key));
   }
 
-  /** A lane leaves the set only when its last spooled record is gone. */
+  /**
+   * A lane leaves the set only when its last spooled record is gone. (A row whose key was damaged on disk is
+   * removed from the wrong lane: its own stays counted, and so goes on through the spool, until a restart.)
+   */
   remove(lane: string | undefined) {
     if (lane === undefined) return;
     const left = (this.counts.get(lane) ?? 0) - 1;
@@ -43,10 +46,5 @@ export class SpooledLanes {
 
   removeRecords(records: OutgoingRecord[]) {
     for (const record of records) this.remove(laneOf(record.topic, record.key));
-  }
-
-  /** Once the spool is empty, nothing can be behind anything: forgets what a damaged row may have miscounted. */
-  clear() {
-    this.counts.clear();
   }
 }
