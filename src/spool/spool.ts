@@ -120,5 +120,3 @@ export function createSpoolingPublisher(deps: SpoolDeps) {
     },
   };
 }
-
-export type SpoolingPublisher = ReturnType<typeof createSpoolingPublisher>;
