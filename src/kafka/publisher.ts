@@ -2,6 +2,7 @@ import { type Admin, type Kafka, type Message, Partitioners } from "kafkajs";
 import { type Logger, logContext } from "../log";
 import type { Metrics } from "../metrics";
 import { Lane, type Waiter } from "./lane";
+import { Leaders } from "./leaders";
 
 export interface OutgoingRecord {
   topic: string;
@@ -32,11 +33,10 @@ export interface PublisherOptions {
  */
 export class Publisher {
   private readonly lanes = new Map<number, Lane>();
-  /** Each topic's partition leaders (node ids) as last asked of the cluster; forgotten after a failed send. */
-  private readonly leaders = new Map<string, number[]>();
-  private readonly fetching = new Map<string, Promise<number[]>>();
-  /** The routing of callers that wait for metadata, in order. */
+  private readonly leaders = new Leaders(() => this.connectedAdmin());
+  /** The routing of callers that wait for metadata, in order, and the partitions they hold up meanwhile. */
   private routing: Promise<void> | undefined;
+  private readonly waiting = new Map<string, number>();
   private readonly partitionOfKey = new Map<string, number>();
   private readonly partitioner = Partitioners.DefaultPartitioner();
   private roundRobin = 0;
@@ -78,18 +78,9 @@ export class Publisher {
       const failed = (error: Error) => settle(new KafkaUnavailable(error.message));
       // The sends serve many callers, so they run outside this one's log context.
       logContext.exit(() => {
-        // Callers are routed in the order they came: one waiting for a topic's metadata holds up those behind it.
-        if (!this.routing && records.every((record) => this.leaders.has(record.topic))) {
-          this.route(waiter, records, failed);
-          return;
-        }
-        const routing = (this.routing ?? Promise.resolve())
-          .then(() => Promise.all(records.map((record) => this.leadersOf(record.topic))))
-          .then(() => this.route(waiter, records, failed), failed);
-        this.routing = routing;
-        void routing.then(() => {
-          if (this.routing === routing) this.routing = undefined;
-        });
+        const partitions = this.partitionsOf(records);
+        if (this.routable(records, partitions)) this.route(waiter, records, partitions, failed);
+        else this.routeLater(waiter, records, partitions, failed);
       });
     });
   }
@@ -101,15 +92,70 @@ export class Publisher {
     await this.admin?.then((admin) => admin.disconnect()).catch(() => {});
   }
 
-  /** Hands each record to the lane of its partition's leader; every topic's leaders are known. */
-  private route(waiter: Waiter, records: OutgoingRecord[], failed: (error: Error) => void) {
+  private partitionsOf(records: OutgoingRecord[]) {
+    return records.map((record) => {
+      const count = this.leaders.partitions(record.topic);
+      return count === undefined ? undefined : this.partitionOf(record, count);
+    });
+  }
+
+  /** Whether every record's leader is known and no caller before it waits for one of its partitions. */
+  private routable(records: OutgoingRecord[], partitions: (number | undefined)[]) {
+    return records.every((record, index) => {
+      const partition = partitions[index];
+      return (
+        partition !== undefined &&
+        this.leaders.of(record.topic, partition) !== undefined &&
+        !this.waiting.has(`${record.topic}:${partition}`)
+      );
+    });
+  }
+
+  /**
+   * Routes a caller once the leaders it needs are known. Callers waiting are routed in the order they came,
+   * and a later caller with records for a partition one of them holds waits too, so no key's order changes.
+   */
+  private routeLater(
+    waiter: Waiter,
+    records: OutgoingRecord[],
+    partitions: (number | undefined)[],
+    failed: (error: Error) => void,
+  ) {
+    const held = [
+      ...new Set(
+        partitions.flatMap((partition, index) =>
+          partition === undefined ? [] : [`${records[index]?.topic}:${partition}`],
+        ),
+      ),
+    ];
+    for (const name of held) this.waiting.set(name, (this.waiting.get(name) ?? 0) + 1);
+    const routing = (this.routing ?? Promise.resolve())
+      .then(() => this.leaders.learn(records.map((record) => record.topic)))
+      .then(() => this.route(waiter, records, this.partitionsOf(records), failed), failed)
+      .finally(() => {
+        for (const name of held) {
+          const left = (this.waiting.get(name) ?? 1) - 1;
+          if (left === 0) this.waiting.delete(name);
+          else this.waiting.set(name, left);
+        }
+        if (this.routing === routing) this.routing = undefined;
+      });
+    this.routing = routing;
+  }
+
+  /** Hands each record to the lane of its partition's leader. */
+  private route(
+    waiter: Waiter,
+    records: OutgoingRecord[],
+    partitions: (number | undefined)[],
+    failed: (error: Error) => void,
+  ) {
     const batches = new Map<string, { lane: Lane; topic: string; messages: Message[] }>();
-    for (const record of records) {
-      const leaders = this.leaders.get(record.topic) as number[];
-      const partition = this.partitionOf(record, leaders.length);
-      const leader = leaders[partition] ?? -1;
+    for (const [index, record] of records.entries()) {
+      const partition = partitions[index] ?? 0;
+      const leader = this.leaders.of(record.topic, partition) ?? -1;
       if (leader < 0) {
-        this.leaders.delete(record.topic);
+        this.leaders.forgetPartition(record.topic, partition);
         return failed(new Error(`partition ${partition} of ${record.topic} has no leader now`));
       }
       const name = `${leader}\u0000${record.topic}`;
@@ -144,28 +190,6 @@ export class Publisher {
     return partition;
   }
 
-  private leadersOf(topic: string): Promise<number[]> {
-    const known = this.leaders.get(topic);
-    if (known) return Promise.resolve(known);
-    let fetching = this.fetching.get(topic);
-    if (!fetching) {
-      fetching = this.connectedAdmin()
-        .then((admin) => admin.fetchTopicMetadata({ topics: [topic] }))
-        .then(({ topics }) => {
-          const partitions = topics[0]?.partitions ?? [];
-          if (partitions.length === 0) throw new Error(`topic ${topic} has no partitions`);
-          const leaders = partitions
-            .sort((a, b) => a.partitionId - b.partitionId)
-            .map((partition) => partition.leader);
-          this.leaders.set(topic, leaders);
-          return leaders;
-        })
-        .finally(() => this.fetching.delete(topic));
-      this.fetching.set(topic, fetching);
-    }
-    return fetching;
-  }
-
   private connectedAdmin(): Promise<Admin> {
     if (!this.admin) {
       const admin = this.kafka.admin();
@@ -182,7 +206,9 @@ export class Publisher {
     let lane = this.lanes.get(leader);
     if (!lane) {
       // After a failed send the leaders may have moved: the next callers ask the cluster again.
-      lane = new Lane(this.kafka, leader, { ...this.options, stats: this.stats }, () => this.leaders.clear());
+      lane = new Lane(this.kafka, leader, { ...this.options, stats: this.stats }, () =>
+        this.leaders.forget(leader),
+      );
       this.lanes.set(leader, lane);
     }
     return lane;
