@@ -261,38 +261,3 @@ test("a kind's file refuses another kind's record", () => {
     "a sensors file cannot hold a traffic record",
   );
 });
-
-test("100k sensor readings: rows per second and bytes", async () => {
-  const [sensors] = kinds;
-  const start = Date.parse("2026-11-22T00:00:00Z");
-  const readings: Envelope[] = Array.from({ length: 100_000 }, (_, index) => ({
-    id: Bun.randomUUIDv7(),
-    kind: sensors.name,
-    sourceId: `device-${index % 500}`,
-    ts: new Date(start + index * 36).toISOString(),
-    receivedAt: new Date(start + index * 36 + 150).toISOString(),
-    via: index % 3 ? "http" : "mqtt",
-    data: {
-      temperature: 18 + (index % 120) / 10,
-      humidity: 40 + (index % 45),
-      pm25: (index % 300) / 4,
-      co2: 420 + (index % 900),
-      battery: 100 - (index % 200) / 2,
-      ...(index % 4
-        ? { location: { lat: 33.5 + (index % 500) / 1000, lon: -7.58, city: "Casablanca" } }
-        : {}),
-    },
-  }));
-  for (const compression of ["zstd", "snappy"] as const) {
-    const started = performance.now();
-    const bytes = kindParquet(sensors, readings, { compression });
-    const written = performance.now() - started;
-    const back = await readKindParquet(bytes);
-    const read = performance.now() - started - written;
-    expect(back).toHaveLength(readings.length);
-    console.log(
-      `${compression}: ${Math.round((readings.length / written) * 1000)} rows/s written (${Math.round(written)} ms), ` +
-        `${bytes.length} bytes, read back in ${Math.round(read)} ms`,
-    );
-  }
-});
