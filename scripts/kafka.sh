@@ -56,14 +56,25 @@ case "$nodes" in
 esac
 pidfile=$data/broker.pid
 
+# .complete holds the hash of scripts/kafka/pom.xml the jars were fetched for; a changed pom fetches again into a
+# folder of its own, then moves the new jars in one by one and removes the ones no longer listed, so that brokers
+# already running (whose JVMs hold their jars open) and ones starting meanwhile keep a whole classpath.
 fetch() {
-  [ -f "$jars/.complete" ] && return
+  local pom=$root/scripts/kafka/pom.xml want f
+  want=$(sha256sum "$pom" | cut -d' ' -f1)
+  [ -f "$jars/.complete" ] && [ "$(cat "$jars/.complete")" = "$want" ] && return
   command -v mvn >/dev/null || { echo "kafka.sh: Maven (mvn) is needed to fetch Kafka's jars" >&2; exit 1; }
   echo "kafka.sh: fetching Apache Kafka jars from Maven Central into $jars" >&2
-  rm -rf "$jars"
-  mvn -q -B -f "$root/scripts/kafka/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$jars" -DincludeScope=runtime >&2
-  touch "$jars/.complete"
+  local fresh=$jars.fetch.$$
+  rm -rf "$fresh"
+  mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$fresh" -DincludeScope=runtime >&2 ||
+    { rm -rf "$fresh"; exit 1; }
+  mkdir -p "$jars"
+  (cd "$fresh" && ls -- *.jar) >"$fresh.list"
+  for f in "$fresh"/*.jar; do [ -f "$jars/${f##*/}" ] || mv "$f" "$jars/"; done
+  for f in "$jars"/*.jar; do grep -qxF "${f##*/}" "$fresh.list" || rm -f "$f"; done
+  rm -rf "$fresh" "$fresh.list"
+  echo "$want" >"$jars/.complete"
 }
 
 running() { runs "$pidfile"; }
