@@ -17,6 +17,14 @@ afterAll(async () => {
 
 /** A gateway and sink on the cluster, with topics replicated three times and a database of their own. */
 async function sluiceOnCluster() {
+  // A node started again by the test before must be back: topics are created with three replicas.
+  const admin = new Kafka({ brokers: cluster.brokers.split(","), logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  for (let attempt = 0; (await admin.describeCluster()).brokers.length < 3; attempt++) {
+    if (attempt > 120) throw new Error("the cluster has fewer than three brokers");
+    await Bun.sleep(500);
+  }
+  await admin.disconnect();
   const config = testConfig();
   const database = await testDatabase();
   cleanups.push(() => database.drop());

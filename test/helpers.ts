@@ -399,13 +399,27 @@ export async function runSluice(
 
 export async function startGatewayProcess(env: Record<string, string>) {
   const port = env.PORT ?? String(await freePort());
+  // Its log, to say why when it does not become ready.
+  const log = `${tmpdir()}/sluice-process-${port}-${crypto.randomUUID().slice(0, 8)}.log`;
   const proc = Bun.spawn(["bun", "src/main.ts", "start"], {
     cwd: `${import.meta.dir}/..`,
     env: { ...process.env, LOG_LEVEL: "warn", ...env, PORT: port },
-    stdout: "ignore",
-    stderr: "ignore",
+    stdout: Bun.file(log),
+    stderr: Bun.file(log),
   });
   const url = `http://127.0.0.1:${port}`;
-  await eventually(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok, 60_000);
+  try {
+    await eventually(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok, 60_000);
+  } catch {
+    const tail = (
+      await Bun.file(log)
+        .text()
+        .catch(() => "")
+    )
+      .split("\n")
+      .slice(-15)
+      .join("\n");
+    throw new Error(`the process on ${port} did not become ready within 60 s; its last lines:\n${tail}`);
+  }
   return { proc, url, port };
 }

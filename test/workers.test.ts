@@ -55,6 +55,12 @@ test("WORKERS=2: two processes serve the port, every 202 is in Kafka, /metrics s
     return found.length === 1 && found;
   });
 
+  // Both listen before the load opens its (kept-alive) connections.
+  await eventually(async () => {
+    const filter = `( sport = :${gateway.port} )`;
+    const listening = await Bun.$`ss -tlnpH ${filter}`.text();
+    return new Set([...listening.matchAll(/pid=(\d+)/g)].map((match) => match[1])).size >= 2;
+  }, 30_000);
   const load = httpLoad(gateway.url, 16);
   const pids = await eventually(async () => {
     const serving = await servingPids(Number(gateway.port));
