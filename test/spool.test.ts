@@ -18,8 +18,8 @@ import {
 } from "./helpers";
 import { orderedHttpLoad, orderedMqttLoad, orderPerSource } from "./spool-load";
 
-// The issue asks for 60 s; the default suite keeps it short. SPOOL_OUTAGE_SECONDS=60 runs the long one.
-const OUTAGE_SECONDS = Number(process.env.SPOOL_OUTAGE_SECONDS ?? 12);
+// A minute without Kafka, as the issue asks; SPOOL_OUTAGE_SECONDS=12 makes it quicker when working on it.
+const OUTAGE_SECONDS = Number(process.env.SPOOL_OUTAGE_SECONDS ?? 60);
 
 let broker: Awaited<ReturnType<typeof privateBroker>>;
 let mosquitto: Awaited<ReturnType<typeof startMosquitto>>;
@@ -129,12 +129,11 @@ describe("Kafka down with the spool on", () => {
       const spooled = await counterValue(runtime.metrics.spoolSpooled);
       expect(await counterValue(runtime.metrics.spoolForwarded)).toBe(spooled);
       expect(await counterValue(runtime.metrics.spoolRefused)).toBe(0);
-      if (process.env.SPOOL_OUTAGE_SECONDS)
-        console.log(
-          `${OUTAGE_SECONDS} s without Kafka: ${http.acknowledged.size} HTTP and ${mqtt.acknowledged.size} MQTT ` +
-            `records acknowledged, ${http.spooled} HTTP answers and ${runtime.mqtt?.stats.spooled} MQTT messages ` +
-            `spooled, ${spooled} records spooled and forwarded, every one in Kafka, none out of order`,
-        );
+      console.log(
+        `${OUTAGE_SECONDS} s without Kafka: ${http.acknowledged.size} HTTP and ${mqtt.acknowledged.size} MQTT ` +
+          `records acknowledged, ${http.spooled} HTTP answers and ${runtime.mqtt?.stats.spooled} MQTT messages ` +
+          `spooled, ${spooled} records spooled and forwarded, every one in Kafka, none out of order`,
+      );
     },
     120_000 + OUTAGE_SECONDS * 2000,
   );
