@@ -220,7 +220,15 @@ async function measureAll(brokers: string, replicationFactor: number) {
     () => measureGateway(brokers, replicationFactor, 2),
     () => measureBare(brokers, replicationFactor),
   ]) {
-    const result = await measure();
+    // A measurement that fails (a gateway that exits, a cluster not ready) is recorded as such, not the run lost.
+    const result = await measure().catch(
+      (error): Measurement => ({
+        name: "failed",
+        rate: Number.NaN,
+        detail: String(error).slice(0, 200),
+        load: load1(),
+      }),
+    );
     console.error(`${result.name}: ${Math.round(result.rate)} records/s (load ${result.load})`);
     results.push(result);
   }
