@@ -101,8 +101,19 @@ export function createRuntime(
     if (spool && !closed) spool.start();
     // Connectors need the topics, not the sink, whose joining its group can take a rebalance.
     if (connectors && !closed) connectors.start();
-    if (archiver && !closed) await archiver.start();
-    if (sink && !closed) await sink.start();
+    // Right after the topics are created, a broker of a cluster may not know them yet: joining is tried again.
+    for (const role of [archiver, sink]) {
+      while (role && !closed) {
+        try {
+          await role.start();
+          break;
+        } catch (error) {
+          logger.warn("could not join the consumer group yet, retrying", { error: (error as Error).message });
+          await role.consumer.disconnect().catch(() => {});
+          await Bun.sleep(2000);
+        }
+      }
+    }
   };
   const ready = prepare();
 
