@@ -8,7 +8,7 @@ import { validateItem } from "../src/ingest/validate";
 import { sensors } from "../src/kinds/sensors";
 import { privateCluster } from "../test/cluster";
 import { BENCH_KEY } from "./http";
-import { deleteTopics, ensureWrk, machine, root, serve, wrk } from "./lib";
+import { benchAdmin, deleteTopics, ensureWrk, machine, root, serve, wrk } from "./lib";
 
 const seconds = Number(process.argv[2] ?? 10);
 const BATCH = 500;
@@ -70,16 +70,6 @@ async function javaProducer(brokers: string, records: number) {
   return { rate: Number(match[2]), avgMs: Number(match[3]), p99Ms: Number(match[4]), last };
 }
 
-async function topicAdmin(brokers: string) {
-  const admin = new Kafka({
-    clientId: "bench",
-    brokers: brokers.split(","),
-    logLevel: logLevel.NOTHING,
-  }).admin();
-  await admin.connect();
-  return admin;
-}
-
 /** Creates a topic of 3 partitions and waits until the metadata gives each a leader. */
 async function createTopic(admin: Admin, topic: string, replicationFactor: number) {
   // kafkajs may fail the request on a new cluster's stale metadata after the topic is created: look for it below.
@@ -100,7 +90,7 @@ async function createTopic(admin: Admin, topic: string, replicationFactor: numbe
 
 /** A warm-up run of ProducerPerformance sizes the measured run to last about `seconds`. */
 async function measureJava(brokers: string, replicationFactor: number): Promise<Measurement> {
-  const admin = await topicAdmin(brokers);
+  const admin = await benchAdmin(brokers);
   if ((await admin.listTopics()).includes(JAVA_TOPIC)) {
     await admin.deleteTopics({ topics: [JAVA_TOPIC] });
     await Bun.sleep(1000);

@@ -15,14 +15,20 @@ export async function ensureWrk() {
   }
 }
 
-/** Deletes a benchmark's topics, so that its records neither pile up on disk nor load the next benchmark. */
-export async function deleteTopics(brokers: string, prefix: string) {
+/** A connected admin client of the brokers; the caller disconnects it. */
+export async function benchAdmin(brokers: string) {
   const admin = new Kafka({
     clientId: "bench",
     brokers: brokers.split(","),
     logLevel: logLevel.NOTHING,
   }).admin();
   await admin.connect();
+  return admin;
+}
+
+/** Deletes a benchmark's topics, so that its records neither pile up on disk nor load the next benchmark. */
+export async function deleteTopics(brokers: string, prefix: string) {
+  const admin = await benchAdmin(brokers);
   await admin.deleteTopics({ topics: allTopics(prefix) }).catch(() => {});
   await admin.disconnect();
 }

@@ -15,11 +15,17 @@ afterAll(async () => {
   await cluster.remove();
 }, 60_000);
 
+/** A connected admin client of the cluster; the caller disconnects it. */
+async function clusterAdmin() {
+  const admin = new Kafka({ brokers: cluster.brokers.split(","), logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  return admin;
+}
+
 /** A gateway and sink on the cluster, with topics replicated three times and a database of their own. */
 async function sluiceOnCluster() {
   // A node started again by the test before must be back: topics are created with three replicas.
-  const admin = new Kafka({ brokers: cluster.brokers.split(","), logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
+  const admin = await clusterAdmin();
   for (let attempt = 0; (await admin.describeCluster()).brokers.length < 3; attempt++) {
     if (attempt > 120) throw new Error("the cluster has fewer than three brokers");
     await Bun.sleep(500);
@@ -133,8 +139,7 @@ async function everyAcknowledgedOnce(topic: string, databaseUrl: string, acknowl
 
 /** Waits until every partition of the topic has its three replicas in sync. */
 async function fullyReplicated(topic: string) {
-  const admin = new Kafka({ brokers: cluster.brokers.split(","), logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
+  const admin = await clusterAdmin();
   try {
     for (let attempt = 0; ; attempt++) {
       const { topics } = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => ({ topics: [] }));
@@ -149,8 +154,7 @@ async function fullyReplicated(topic: string) {
 }
 
 async function leaderOf(topic: string, partition: number): Promise<ClusterNode> {
-  const admin = new Kafka({ brokers: cluster.brokers.split(","), logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
+  const admin = await clusterAdmin();
   try {
     const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
     return topics[0]?.partitions.find((p) => p.partitionId === partition)?.leader as ClusterNode;
