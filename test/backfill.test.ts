@@ -76,7 +76,10 @@ test("a backfill run again stores every record once: same devices, same moments,
   expect(first.acknowledged).toBeGreaterThanOrEqual(4 * (35 + 17 + 11 + 5));
   await settled(0, first.acknowledged);
   const before = await stored();
-  for (const kind of kinds) expect(before[kind.name]?.pairs).toBe(before[kind.name]?.rows);
+  // One reading per device and moment. Not for flights: a status's ts is its own (a scheduled one's is its
+  // estimated departure), so a scheduled and an active status of one flight can share a moment.
+  const readings = kinds.filter((kind) => kind.name !== "flights");
+  for (const kind of readings) expect(before[kind.name]?.pairs).toBe(before[kind.name]?.rows);
   // (A flight's unchanged status, scheduled with nothing new, is one record however often it is read.)
   expect(Object.values(before).reduce((sum, kind) => sum + kind.rows, 0)).toBe(sink().stats.inserted);
 
@@ -101,7 +104,7 @@ test("a backfill run again stores every record once: same devices, same moments,
     const added = backfillTimes(every, 3 * 3_600_000, later).filter((at) => !known.has(at)).length;
     expect(added).toBeGreaterThan(0);
     const [was, is] = [before[kind.name], after[kind.name]] as { rows: number; pairs: number }[];
-    expect(is?.pairs).toBe(is?.rows);
+    if (kind.name !== "flights") expect(is?.pairs).toBe(is?.rows);
     if (kind.name === "flights")
       expect(is?.rows).toBeWithin((was?.rows ?? 0) + 1, (was?.rows ?? 0) + 4 * added + 1);
     else expect(is?.rows).toBe((was?.rows ?? 0) + 4 * added);
