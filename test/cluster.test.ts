@@ -303,4 +303,40 @@ describe("scripts/kafka.sh with KAFKA_NODES=3", () => {
     const offsets = await admin.fetchTopicMetadata({ topics: ["__consumer_offsets"] });
     for (const partition of offsets.topics[0]?.partitions ?? []) expect(partition.replicas.length).toBe(3);
   }, 120_000);
+  test("a send retried after a leader moved to a broker that had answered for another partition writes both (patched kafkajs)", async () => {
+    const moved = `${topic}-moved`;
+    const replicaAssignment = [
+      { partition: 0, replicas: [1, 2, 3] },
+      { partition: 1, replicas: [2, 1, 3] },
+    ];
+    // Retried: the broker asked for the leaders may not know the topic yet (UNKNOWN_TOPIC_OR_PARTITION).
+    const create = () =>
+      admin.createTopics({ waitForLeaders: true, topics: [{ topic: moved, replicaAssignment }] });
+    await until(() => create().then(() => true), 10_000, `creating ${moved}`);
+    const leaders = async () => {
+      const { topics } = await admin.fetchTopicMetadata({ topics: [moved] });
+      return (topics[0]?.partitions ?? []).sort((a, b) => a.partitionId - b.partitionId).map((p) => p.leader);
+    };
+    await until(async () => (await leaders()).join() === "1,2", 10_000, "p0 led by node 1, p1 by node 2");
+    const producer = idempotentProducer({ retries: 5 });
+    await producer.connect();
+    // So that the producer knows the leaders (a broker may not know the new topic yet: retried).
+    const warmUp = { topic: moved, acks: -1, messages: [{ partition: 0, value: "before-0" }] };
+    await until(() => producer.send(warmUp).then(() => true), 10_000, "a first send");
+
+    // Node 2 stays up but is no longer p1's replica, so p1's leadership goes to node 1.
+    await admin.alterPartitionReassignments({
+      topics: [{ topic: moved, partitionAssignment: [{ partition: 1, replicas: [1, 3] }] }],
+    });
+    await until(async () => (await leaders()).join() === "1,1", 30_000, "p1 led by node 1");
+    // The producer still believes node 2 leads p1: node 1 writes p0, node 2 answers NOT_LEADER_OR_FOLLOWER for
+    // p1, and the retry finds p1 on node 1. Unpatched kafkajs skipped a broker that had answered: p1 was lost.
+    const after = [0, 1].map((partition) => ({ partition, value: `after-${partition}` }));
+    await producer.send({ topic: moved, acks: -1, messages: after });
+    await producer.disconnect();
+    const offsets = await until(() => admin.fetchTopicOffsets(moved), 10_000, `offsets of ${moved}`);
+    const [p0, p1] = offsets.sort((a, b) => a.partition - b.partition).map((p) => Number(p.high));
+    expect(p0).toBeGreaterThanOrEqual(2);
+    expect(p1).toBe(1);
+  }, 60_000);
 });
