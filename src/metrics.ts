@@ -76,6 +76,11 @@ export function createMetrics() {
       labelNames: ["state"] as const,
       registers,
     }),
+    mqttSessionsTakenOver: new Counter({
+      name: "sluice_mqtt_sessions_taken_over_total",
+      help: "MQTT sessions of gateways that were gone, taken over to deliver what was queued for them.",
+      registers,
+    }),
     mqttRedelivered: new Counter({
       name: "sluice_mqtt_redelivered_messages_total",
       help: "MQTT messages the broker delivered again (DUP flag), e.g. after a restart.",

@@ -15,6 +15,7 @@ import { findKind } from "./kinds";
 import { createLogger, type Logger } from "./log";
 import { createMetrics } from "./metrics";
 import { createMqttIngress } from "./mqtt/ingress";
+import { mqttScope, sessionRegistry } from "./mqtt/sessions";
 import { createAggregates } from "./query/aggregates";
 import { createRecords } from "./query/records";
 import { viaValues } from "./record";
@@ -80,7 +81,13 @@ export function createRuntime(
     : undefined;
   const mqtt =
     roles.has("gateway") && config.MQTT_CONNECTIONS > 0
-      ? createMqttIngress({ config, ingest, logger, metrics })
+      ? createMqttIngress({
+          config,
+          ingest,
+          logger,
+          metrics,
+          sessions: sessionRegistry(postgres, mqttScope(config)),
+        })
       : undefined;
 
   let topicsReady = false;

@@ -1,5 +1,6 @@
 import type { Sql } from "postgres";
 import { type Db, databaseError } from "../db/client";
+import { advisoryLocks } from "../db/locks";
 import type { Ingest } from "../ingest/pipeline";
 import { KafkaUnavailable } from "../kafka/publisher";
 import type { Logger } from "../log";
@@ -54,8 +55,7 @@ export function createConnectors(deps: {
 }) {
   const { db, client, ingest, logger, metrics } = deps;
   let stopping = false;
-  /** One connection holds every lock this instance takes: reserved once, by whichever connector asks first. */
-  let lockConnection: ReturnType<Sql["reserve"]> | undefined;
+  const locks = advisoryLocks(client, LOCK_SPACE);
   const started = new Date();
 
   const connectors = deps.connectors.map((config) => {
@@ -101,14 +101,8 @@ export function createConnectors(deps: {
   /** Whether this instance holds the connector's lock, taking it when it is free. */
   async function own(name: string): Promise<boolean> {
     try {
-      lockConnection ??= client.reserve();
-      const connection = await lockConnection;
-      const [row] = await connection`select pg_try_advisory_lock(${LOCK_SPACE}, hashtext(${name})) as owned`;
-      return row?.owned === true;
+      return await locks.take(name);
     } catch (error) {
-      // The connection is gone, and the locks with it: start again from a new one.
-      (await lockConnection?.catch(() => undefined))?.release();
-      lockConnection = undefined;
       logger.warn("connector lock unavailable", { connector: name, error: (error as Error).message });
       return false;
     }
@@ -269,13 +263,7 @@ export function createConnectors(deps: {
       for (const connector of connectors) clearTimeout(connector.timer);
       const running = connectors.flatMap((connector) => (connector.running ? [connector.running] : []));
       await Promise.race([Promise.allSettled(running), Bun.sleep(timeoutMs)]);
-      // Session locks outlive a connection handed back to the pool: they are given up first.
-      const connection = await lockConnection?.catch(() => undefined);
-      lockConnection = undefined;
-      if (connection) {
-        await connection`select pg_advisory_unlock_all()`.catch(() => {});
-        connection.release();
-      }
+      await locks.releaseAll();
     },
   };
 }

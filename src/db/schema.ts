@@ -36,6 +36,21 @@ export const connectorUsage = pgTable(
   (table) => [primaryKey({ columns: [table.connector, table.period] })],
 );
 
+/**
+ * The MQTT sessions gateways have opened in the shared subscription, each held by its gateway's advisory lock:
+ * one whose lock is free belongs to a gateway that is gone, and a live one drains and ends it.
+ */
+export const mqttSessions = pgTable(
+  "mqtt_sessions",
+  {
+    /** The broker and the shared subscription: a session is taken over only by a gateway of the same. */
+    scope: text("scope").notNull(),
+    clientId: text("client_id").notNull(),
+    openedAt: timestamptz("opened_at").notNull().defaultNow(),
+  },
+  (table) => [primaryKey({ columns: [table.scope, table.clientId] })],
+);
+
 /** `visitorsIn` → `visitors_in`: metric names as SQL column names. */
 export const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 
@@ -110,6 +125,7 @@ export function kindTables(kind: Kind): KindTables {
 export const allTables = {
   apiKeys,
   connectorUsage,
+  mqttSessions,
   ...Object.fromEntries(
     [...tablesByKind].flatMap(([name, { records, rollups }]) => [
       [`${name}Records`, records],

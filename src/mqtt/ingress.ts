@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import mqtt, { type IClientOptions } from "mqtt";
 import type { Config } from "../config";
 import { decodePayload, Refused } from "../ingest/decode";
 import type { Ingest } from "../ingest/pipeline";
@@ -7,6 +7,7 @@ import { KafkaUnavailable, type OutgoingRecord } from "../kafka/publisher";
 import { findKind, type Kind } from "../kinds";
 import type { Logger } from "../log";
 import type { Metrics } from "../metrics";
+import { createSessionPool, type Session, type SessionRegistry } from "./sessions";
 
 const MIN_RECONNECT_MS = 1000;
 const MAX_RECONNECT_MS = 30_000;
@@ -25,10 +26,10 @@ export function parseTopic(
   return { kind, sourceId };
 }
 
-function clientOptions(config: Config, index: number): IClientOptions {
+function clientOptions(config: Config, clientId: string): IClientOptions {
   const file = (path: string | undefined) => (path ? readFileSync(path) : undefined);
   return {
-    clientId: `${config.MQTT_CLIENT_ID}-${index}`,
+    clientId,
     username: config.MQTT_USERNAME,
     password: config.MQTT_PASSWORD,
     protocolVersion: 5,
@@ -49,19 +50,19 @@ function clientOptions(config: Config, index: number): IClientOptions {
  * The MQTT side of the gateway: a pool of connections in one shared subscription. A QoS 1 message is
  * acknowledged (PUBACK) only once its records, or its dead letter, are in Kafka (or committed to the spool);
  * while neither can take them the ack is withheld and the publish retried, and on shutdown the broker keeps
- * what was not acked.
+ * what was not acked. Sessions of gateways that are gone are taken over and drained (./sessions.ts).
  */
 export function createMqttIngress(deps: {
   config: Config;
   ingest: Ingest;
   logger: Logger;
   metrics: Metrics;
+  sessions?: SessionRegistry;
 }) {
   const { config, ingest, logger, metrics } = deps;
   const prefix = config.MQTT_TOPIC_PREFIX;
   const subscription = `$share/${config.MQTT_SHARED_GROUP}/${prefix}/#`;
   const limits = { maxBodyBytes: config.MAX_BODY_BYTES, maxBatchItems: config.MAX_BATCH_ITEMS };
-  const clients: MqttClient[] = [];
   const inFlight = new Set<Promise<unknown>>();
   let stopping = false;
   const stats = { received: 0, acknowledged: 0, deadLettered: 0, kafkaRetries: 0, spooled: 0 };
@@ -113,21 +114,28 @@ export function createMqttIngress(deps: {
   }
 
   function countConnections() {
+    const clients = pool.all();
     const connected = clients.filter((client) => client.connected).length;
     metrics.mqttConnections.set({ state: "connected" }, connected);
     metrics.mqttConnections.set({ state: "disconnected" }, clients.length - connected);
   }
 
-  function connect(index: number) {
+  /** A connection of the pool; one taking over a gone gateway's session neither subscribes nor reconnects. */
+  function open(clientId: string, takenOver: boolean): Session {
     // The connection keeps reading while messages wait for Kafka (mqtt.js is patched for that, up to the
     // receive maximum); their PUBACKs go out in the order the messages came, as MQTT requires.
     let previousAck = Promise.resolve();
+    let pending = 0;
+    let lastMessageAt = performance.now();
     const client = mqtt.connect(config.MQTT_URL, {
-      ...clientOptions(config, index),
+      ...clientOptions(config, clientId),
+      ...(takenOver ? { reconnectPeriod: 0 } : {}),
       customHandleAcks: (topic, message, packet, done) => {
         // While stopping, leave new messages unacknowledged: the broker redelivers them after the restart.
         if (stopping) return;
         if (packet.dup) metrics.mqttRedelivered.inc();
+        pending++;
+        lastMessageAt = performance.now();
         const delivered = track(deliver(topic, message, packet.qos));
         const acked = previousAck
           .then(() => delivered)
@@ -136,7 +144,8 @@ export function createMqttIngress(deps: {
             stats.acknowledged++;
             done(0);
           })
-          .catch((error: Error) => logger.error("MQTT message failed", { topic, error: error.message }));
+          .catch((error: Error) => logger.error("MQTT message failed", { topic, error: error.message }))
+          .finally(() => pending--);
         previousAck = acked;
       },
     });
@@ -147,48 +156,50 @@ export function createMqttIngress(deps: {
       );
     });
     client.on("connect", (connack) => {
-      client.options.reconnectPeriod = MIN_RECONNECT_MS;
+      client.options.reconnectPeriod = takenOver ? 0 : MIN_RECONNECT_MS;
       countConnections();
-      logger.info("MQTT connected", {
-        clientId: client.options.clientId,
-        sessionPresent: connack.sessionPresent,
-      });
+      logger.info("MQTT connected", { clientId, sessionPresent: connack.sessionPresent });
+      if (takenOver) return;
       client.subscribe(subscription, { qos: 1 }, (error) => {
         if (error) logger.error("MQTT subscribe failed", { subscription, error: error.message });
       });
     });
     client.on("close", () => {
       countConnections();
+      if (takenOver) return;
       const period = client.options.reconnectPeriod ?? MIN_RECONNECT_MS;
       client.options.reconnectPeriod = Math.min(period * 2, MAX_RECONNECT_MS);
     });
-    client.on("error", (error) =>
-      logger.warn("MQTT error", { clientId: client.options.clientId, error: error.message }),
-    );
-    return client;
+    client.on("error", (error) => logger.warn("MQTT error", { clientId, error: error.message }));
+    return { client, pending: () => pending, lastMessageAt: () => lastMessageAt };
   }
 
-  for (let i = 0; i < config.MQTT_CONNECTIONS; i++) clients.push(connect(i));
+  const pool = createSessionPool({
+    clientIds: Array.from({ length: config.MQTT_CONNECTIONS }, (_, i) => `${config.MQTT_CLIENT_ID}-${i}`),
+    registry: deps.sessions,
+    open,
+    subscription,
+    logger,
+    metrics,
+  });
 
   return {
     stats,
     subscription,
-    connected: () => clients.length > 0 && clients.every((client) => client.connected),
+    connected: () => pool.own().filter((client) => client.connected).length === pool.size,
     /** Readiness: every connection of the pool is up. */
     async check() {
-      const down = clients.filter((client) => !client.connected).length;
-      if (down > 0) throw new Error(`${down} of ${clients.length} MQTT connections down`);
+      const down = pool.size - pool.own().filter((client) => client.connected).length;
+      if (down > 0) throw new Error(`${down} of ${pool.size} MQTT connections down`);
     },
     /** Stops taking messages, lets those being written to Kafka finish (and be acked), then disconnects. */
     async close(timeoutMs = 5000) {
       stopping = true;
       await Promise.race([Promise.allSettled([...inFlight]), Bun.sleep(timeoutMs)]);
-      await Promise.all(
-        clients.map((client) =>
-          Promise.race([client.endAsync(false), Bun.sleep(1000).then(() => client.endAsync(true))]).catch(
-            () => {},
-          ),
-        ),
+      await pool.close((client) =>
+        Promise.race([client.endAsync(false), Bun.sleep(1000).then(() => client.endAsync(true))])
+          .then(() => {})
+          .catch(() => {}),
       );
     },
   };
