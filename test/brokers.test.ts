@@ -1,18 +1,28 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Kafka, logLevel } from "kafkajs";
+import mqtt from "mqtt";
 import postgres from "postgres";
 import { kindTopic } from "../src/kafka/client";
 import { type ClusterNode, type PrivateCluster, privateCluster } from "./cluster";
-import { authHeader, recordTopics, startGatewayProcess, testConfig, testDatabase, testKey } from "./helpers";
+import {
+  authHeader,
+  recordTopics,
+  startGatewayProcess,
+  startMosquitto,
+  testConfig,
+  testDatabase,
+  testKey,
+} from "./helpers";
 
 let cluster: PrivateCluster;
+let mosquitto: Awaited<ReturnType<typeof startMosquitto>>;
 const cleanups: (() => Promise<unknown>)[] = [];
 beforeAll(async () => {
-  cluster = await privateCluster();
+  [cluster, mosquitto] = await Promise.all([privateCluster(), startMosquitto()]);
 }, 120_000);
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
-  await cluster.remove();
+  await Promise.all([cluster.remove(), mosquitto.stop()]);
 }, 60_000);
 
 /** A connected admin client of the cluster; the caller disconnects it. */
@@ -42,7 +52,11 @@ async function sluiceOnCluster() {
     DATABASE_URL: database.url,
     API_KEYS: testKey,
     RATE_LIMIT_PER_SECOND: "100000",
-    MQTT_CONNECTIONS: "0",
+    ...mosquitto.gatewayEnv,
+    MQTT_CONNECTIONS: "4",
+    MQTT_CLIENT_ID: `ha-${config.KAFKA_TOPIC_PREFIX}`,
+    MQTT_SHARED_GROUP: config.KAFKA_TOPIC_PREFIX,
+    MQTT_TOPIC_PREFIX: "ha/v1",
     KAFKA_ACK_TIMEOUT_MS: "3000",
   });
   cleanups.push(async () => {
@@ -54,10 +68,12 @@ async function sluiceOnCluster() {
 
 /**
  * 24 devices, each posting its own readings one after another (so every partition is busy, and a device
- * whose partition has lost its leader waits without holding up the others), remembering when each 202 came.
+ * whose partition has lost its leader waits without holding up the others), remembering when each 202 came;
+ * and 8 MQTT devices publishing QoS 1 readings the same way, remembering each one Mosquitto acknowledged.
  */
 function load(url: string, devices = 24) {
   const acknowledged = new Map<string, number>();
+  const published = new Set<string>();
   const answers: { at: number; status: number }[] = [];
   const failures: string[] = [];
   let running = true;
@@ -81,10 +97,29 @@ function load(url: string, devices = 24) {
       await Bun.sleep(40);
     }
   };
-  const devicesRunning = Array.from({ length: devices }, (_, index) => device(index));
+  const mqttDevice = async (index: number) => {
+    const client = await mqtt.connectAsync(mosquitto.url, {
+      clientId: `ha-device-${index}-${crypto.randomUUID()}`,
+      ...mosquitto.fleet,
+    });
+    for (let n = 0; running; n++) {
+      const id = `ha-mqtt-${index}-${n}-${crypto.randomUUID()}`;
+      const body = JSON.stringify({ id, ts: new Date().toISOString(), pm25: 9 });
+      await client.publishAsync(`ha/v1/sensors/mq-${index}`, body, { qos: 1 });
+      published.add(id);
+      await Bun.sleep(40);
+    }
+    await client.endAsync();
+  };
+  const devicesRunning = [
+    ...Array.from({ length: devices }, (_, index) => device(index)),
+    ...Array.from({ length: 8 }, (_, index) => mqttDevice(index)),
+  ];
   return {
     answers,
     acknowledged,
+    /** MQTT messages Mosquitto acknowledged to their publisher: each must reach Kafka and PostgreSQL. */
+    published,
     failures,
     async stop() {
       running = false;
@@ -105,8 +140,17 @@ function longestWithout202(answers: { at: number; status: number }[], from: numb
   return Math.max(longest, to - previous);
 }
 
-/** Every acknowledged id is in the topic once and in PostgreSQL once. */
-async function everyAcknowledgedOnce(topic: string, databaseUrl: string, acknowledged: Set<string>) {
+/**
+ * Every id answered 202 is in the topic once; every MQTT message Mosquitto acknowledged is there at least once
+ * (a connection that drops has its unacknowledged messages redelivered); each of them is stored.
+ */
+async function everyAcknowledgedArrived(
+  topic: string,
+  databaseUrl: string,
+  traffic: { acknowledged: Map<string, number>; published: Set<string> },
+) {
+  const http = new Set(traffic.acknowledged.keys());
+  const expected = new Set([...http, ...traffic.published]);
   const records = await recordTopics([topic], cluster.brokers);
   try {
     const seen = new Map<string, number>();
@@ -114,11 +158,11 @@ async function everyAcknowledgedOnce(topic: string, databaseUrl: string, acknowl
     const counts = await records.waitFor(() => {
       for (; read < records.records.length; read++) {
         const id = String(records.records[read]?.value.id);
-        if (acknowledged.has(id)) seen.set(id, (seen.get(id) ?? 0) + 1);
+        if (expected.has(id)) seen.set(id, (seen.get(id) ?? 0) + 1);
       }
-      return seen.size === acknowledged.size && seen;
+      return seen.size === expected.size && seen;
     }, 120_000);
-    expect([...counts.values()].filter((count) => count !== 1)).toEqual([]);
+    expect([...http].filter((id) => counts.get(id) !== 1)).toEqual([]);
   } finally {
     await records.stop();
   }
@@ -127,7 +171,7 @@ async function everyAcknowledgedOnce(topic: string, databaseUrl: string, acknowl
     for (let attempt = 0; ; attempt++) {
       const rows = await sql<{ id: string }[]>`select id from sensors_records`;
       const stored = new Set(rows.map((row) => row.id));
-      const missing = [...acknowledged].filter((id) => !stored.has(id));
+      const missing = [...expected].filter((id) => !stored.has(id));
       if (missing.length === 0) break;
       if (attempt > 240) throw new Error(`${missing.length} acknowledged records not stored`);
       await Bun.sleep(500);
@@ -184,34 +228,31 @@ describe("three brokers, replication 3, min.insync.replicas 2", () => {
     expect(longest).toBeLessThan(5000);
     expect(late.length).toBeGreaterThan(50);
     expect(lateRefused).toBe(0);
-    await everyAcknowledgedOnce(topic, database.url, new Set(traffic.acknowledged.keys()));
+    expect(traffic.published.size).toBeGreaterThan(100);
+    await everyAcknowledgedArrived(topic, database.url, traffic);
     await cluster.start(leader);
   }, 180_000);
 
-  // Opt-in (SLUICE_ROLLING_RESTART=1) until it holds: in 3 of 6 runs here 1-6 of ~15,000 acknowledged records
-  // were not in Kafka afterwards, each time when some sends failed during a broker's controlled shutdown (runs
-  // where every answer was a 202 lost nothing). Issue 16 stays open on it.
-  test.if(Boolean(process.env.SLUICE_ROLLING_RESTART))(
-    "a rolling restart of the three brokers under load: nothing acknowledged is lost",
-    async () => {
-      const { sluice, database, topic } = await sluiceOnCluster();
-      const traffic = load(sluice.url);
-      await Bun.sleep(2000);
-      // As operators do it: the next broker is stopped only once every replica has caught up again.
-      for (const node of [1, 2, 3] as const) {
-        await cluster.stop(node);
-        await Bun.sleep(1000);
-        await cluster.start(node);
-        await fullyReplicated(topic);
-      }
-      await traffic.stop();
-      const refused = traffic.answers.filter((answer) => answer.status !== 202).length;
-      console.log(
-        `rolling restart: ${traffic.acknowledged.size} acknowledged, ${refused} answers not 202, ${traffic.failures.length} failed (${traffic.failures[0] ?? "none"})`,
-      );
-      expect(traffic.acknowledged.size).toBeGreaterThan(1000);
-      await everyAcknowledgedOnce(topic, database.url, new Set(traffic.acknowledged.keys()));
-    },
-    180_000,
-  );
+  // kafkajs lost records here before it was patched (see Patched dependencies in the README): a retried send
+  // skipped a partition whose leader had moved to a broker that had answered for another one.
+  test("a rolling restart of the three brokers under HTTP and MQTT load: nothing acknowledged is lost", async () => {
+    const { sluice, database, topic } = await sluiceOnCluster();
+    const traffic = load(sluice.url);
+    await Bun.sleep(2000);
+    // As operators do it: the next broker is stopped only once every replica has caught up again.
+    for (const node of [1, 2, 3] as const) {
+      await cluster.stop(node);
+      await Bun.sleep(1000);
+      await cluster.start(node);
+      await fullyReplicated(topic);
+    }
+    await traffic.stop();
+    const refused = traffic.answers.filter((answer) => answer.status !== 202).length;
+    console.log(
+      `rolling restart: ${traffic.acknowledged.size} acknowledged, ${refused} answers not 202, ${traffic.failures.length} failed (${traffic.failures[0] ?? "none"}); ${traffic.published.size} MQTT messages acknowledged`,
+    );
+    expect(traffic.acknowledged.size).toBeGreaterThan(1000);
+    expect(traffic.published.size).toBeGreaterThan(300);
+    await everyAcknowledgedArrived(topic, database.url, traffic);
+  }, 180_000);
 });
