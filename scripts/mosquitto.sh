@@ -12,7 +12,8 @@ pidfile=$data/mosquitto.pid
 case "${1:-start}" in
   start)
     if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then exit 0; fi
-    command -v mosquitto >/dev/null || { echo "mosquitto.sh: install Debian's mosquitto package" >&2; exit 1; }
+    source "$root/scripts/services.sh"
+    ensure_command mosquitto mosquitto || exit 1
     mkdir -p "$data" && chmod 0777 "$data"
     sed -e "s|^listener 1883$|listener $port 127.0.0.1|" -e "s|^persistence_location .*|persistence_location $data/|" \
       -e "s|^password_file .*|password_file $data/passwords|" -e "s|^acl_file .*|acl_file $data/acl|" \

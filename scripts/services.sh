@@ -32,12 +32,23 @@ install_packages() {
     { echo "could not install $*: run apt-get install -y $*" >&2; return 1; }
 }
 
+# A command from a Debian package, installed when missing (or the command to install it printed).
+ensure_command() {
+  command -v "$1" >/dev/null || install_packages "$2"
+}
+
 ensure_postgres() {
   local host port
   read -r host port < <(url_endpoint "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/sluice}" 5432)
   listens "$host" "$port" && return 0
   if ! local_host "$host"; then echo "PostgreSQL is not reachable at $host:$port (DATABASE_URL)" >&2; return 1; fi
   if ! ls /etc/postgresql/*/main/postgresql.conf >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+      # Debian's cluster asks for a password on 127.0.0.1; Sluice's default DATABASE_URL (and the tests) have none.
+      echo "PostgreSQL is not installed. Run, then this script again:" >&2
+      echo "  sudo apt-get install -y postgresql && sudo sed -i '0,/^[^#]/s//host all all 127.0.0.1\/32 trust\nhost all all ::1\/128 trust\n&/' /etc/postgresql/*/main/pg_hba.conf && sudo pg_ctlcluster \$(ls /etc/postgresql) main restart" >&2
+      return 1
+    fi
     install_packages postgresql || return 1
     # A cluster made for this machine: loopback connections as in DATABASE_URL's default, without a password.
     local hba

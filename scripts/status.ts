@@ -18,7 +18,7 @@ function sums(text: string, metric: string, label?: string) {
 }
 
 let previous: { at: number; accepted: Map<string, number>; dead: number } | undefined;
-let printedAt = 0;
+let printedAt = Number.NEGATIVE_INFINITY;
 for (;;) {
   const text = await fetch(`${base}/metrics`)
     .then((response) => response.text())

@@ -7,14 +7,11 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 source scripts/services.sh
 ensure_bun
-{ ensure_postgres && ensure_redis; } || { echo "0 passed, 1 failed"; exit 1; }
+{ ensure_postgres && ensure_redis && ensure_command mosquitto mosquitto; } || { echo "0 passed, 1 failed"; exit 1; }
 bun install --frozen-lockfile >/dev/null || { echo "bun install failed"; echo "0 passed, 1 failed"; exit 1; }
 bash scripts/kafka.sh start || { echo "0 passed, 1 failed"; exit 1; }
 # The dashboard is tested in Debian's Chromium (headless).
-if ! command -v chromium >/dev/null; then
-  echo "installing Chromium from Debian's packages..."
-  { apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null 2>&1 || echo "could not install chromium"
-fi
+ensure_command chromium chromium || echo "without Chromium the dashboard and /docs tests fail"
 
 passed=0
 failed=0

@@ -20,6 +20,7 @@ ensure_bun
 bun install --frozen-lockfile >.cache/install.log 2>&1 || { cat .cache/install.log; exit 1; }
 ensure_postgres
 ensure_redis
+ensure_command curl curl || exit 1
 # Stop on exit only what this script started.
 kafka_was_running=$( (bash scripts/kafka.sh status >/dev/null 2>&1 || (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null) && echo yes || true)
 echo "starting Kafka (log in .cache/kafka.log)..."
@@ -107,6 +108,7 @@ Sluice is running on $SLUICE_URL, fed by simulated devices and polling the APIs 
 
 API key for this run (every /v1 request needs it):
 $API_KEY
+For the README's examples, paste:  export KEY=$API_KEY
 
   Dashboard       $SLUICE_URL/dashboard#key=$API_KEY
   API reference   $SLUICE_URL/docs   (OpenAPI: $SLUICE_URL/openapi.json)

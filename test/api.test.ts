@@ -39,6 +39,8 @@ describe("OpenAPI", () => {
     expect(spec.openapi).toBe("3.1.0");
     const result = await validate(structuredClone(spec));
     expect(result.valid ? [] : result.errors).toEqual([]);
+    // Relative, so that "try it" in any client calls the gateway that served the document.
+    expect(spec.servers).toEqual([{ url: "/", description: "This gateway" }]);
   });
 
   test("every kind's ingest route lists the statuses its handler returns, with problem+json errors", () => {
@@ -100,6 +102,23 @@ describe("OpenAPI", () => {
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toContain("text/html");
     expect(await response.text()).toContain("/openapi.json");
+  });
+});
+
+describe("CORS by default (no CORS_ORIGINS)", () => {
+  test("no origin gets CORS headers; a preflight is an OPTIONS like any other, 405 with Allow", async () => {
+    const origin = "https://dashboard.example.com";
+    const preflight = await runtime.app.request("/v1/sensors/readings", {
+      method: "OPTIONS",
+      headers: { origin, "access-control-request-method": "POST" },
+    });
+    expect(preflight.status).toBe(405);
+    expect(preflight.headers.get("allow")).toContain("POST");
+    const answer = await runtime.app.request("/healthz", { headers: { origin } });
+    expect(answer.status).toBe(200);
+    for (const response of [preflight, answer]) {
+      expect([...response.headers.keys()].filter((name) => name.startsWith("access-control-"))).toEqual([]);
+    }
   });
 });
 

@@ -323,6 +323,45 @@ test("flights: one line per airline or per flight, the Only filter, and delays i
   await page.close();
 }, 90_000);
 
+test("more series than the palette has colours: every one drawn, each in a colour of its own", async () => {
+  const cities = [
+    "Agadir",
+    "Casablanca",
+    "Dakar",
+    "Fes",
+    "Lisbon",
+    "Lyon",
+    "Madrid",
+    "Marrakesh",
+    "Paris",
+    "Rabat",
+    "Tangier",
+  ];
+  const now = Date.now();
+  const observations = cities.flatMap((city, i) =>
+    [180, 120, 60, 0].map((minutes) => ({
+      stationId: `station-${i}`,
+      ts: new Date(now - minutes * 60_000).toISOString(),
+      city,
+      temperature: 10 + i,
+    })),
+  );
+  const before = runtime.sink?.stats.records ?? 0;
+  expect((await post(runtime, "/v1/weather/observations", observations)).status).toBe(202);
+  await eventually(() => (runtime.sink?.stats.records ?? 0) >= before + observations.length, 30_000);
+  const { page, problems } = await openDashboard();
+  await page.selectOption("#kind", "weather");
+  await page.selectOption("#group", { label: "per city" });
+  await waitForLegend(page, cities);
+  const strokes = await page
+    .locator("#chart path.series")
+    .evaluateAll((paths) => paths.map((path) => path.getAttribute("stroke")));
+  expect(strokes).toHaveLength(cities.length);
+  expect(new Set(strokes).size).toBe(cities.length);
+  expect(problems).toEqual([]);
+  await page.close();
+}, 90_000);
+
 test("all together, the conversion rate drawn is the server's for the same bucket", async () => {
   const { page, problems, requests } = await openDashboard();
   await page.selectOption("#kind", "traffic");

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
-import { parseCsv } from "../src/csv";
+import { parseCsv, toCsv } from "../src/csv";
 import { kindTables } from "../src/db/schema";
 import { kindTopic } from "../src/kafka/client";
 import { sensors } from "../src/kinds/sensors";
@@ -217,6 +217,36 @@ describe("posted records read back through every endpoint", () => {
     const column = (name: string) => row?.[header?.indexOf(name) ?? -1];
     expect(column("location.city")).toBe(`'=HYPERLINK("http://evil.example","click")`);
     expect(column("temperature")).toBe("-5");
+  });
+
+  test("every formula lead (= + - @ tab, carriage return) is neutralised, in the raw list and in aggregates", async () => {
+    const cities = ["+SUM(A1:A9)", "-2+3", "@cmd", "=1+1"];
+    const from = at(40 * MINUTE);
+    await postAndStore(
+      "/v1/sensors/readings",
+      cities.map((city, i) => ({
+        deviceId: "-csv-lead",
+        ts: new Date(Date.parse(from) + i * 1000).toISOString(),
+        pm25: 3,
+        location: { lat: 1, lon: 2, city },
+      })),
+    );
+    const list = await runtime.app.request("/v1/sensors/readings?deviceId=-csv-lead", {
+      headers: { accept: "text/csv" },
+    });
+    const [header, ...rows] = parseCsv(await list.text());
+    const cityColumn = header?.indexOf("location.city") ?? -1;
+    expect(rows.map((row) => row[cityColumn]).sort()).toEqual(cities.map((city) => `'${city}`).sort());
+    expect(rows.every((row) => row[header?.indexOf("sourceId") ?? -1] === "'-csv-lead")).toBe(true);
+    const aggregates = await runtime.app.request(
+      `/v1/sensors/aggregates?deviceId=-csv-lead&bucket=1h&groupBy=source&metrics=pm25&from=${encodeURIComponent(at(0))}`,
+      { headers: { accept: "text/csv" } },
+    );
+    const [aggregateHeader, aggregateRow] = parseCsv(await aggregates.text());
+    expect(aggregateRow?.[aggregateHeader?.indexOf("sourceId") ?? -1]).toBe("'-csv-lead");
+    expect(aggregateRow?.[aggregateHeader?.indexOf("pm25.sum") ?? -1]).toBe("12");
+    // Tab and carriage return never get in (text fields refuse control characters); the writer covers them too.
+    expect(parseCsv(toCsv(["a"], [["\tx"], ["\rx"], [-1]])).slice(1)).toEqual([["'\tx"], ["'\rx"], ["-1"]]);
   });
 });
 

@@ -2,6 +2,7 @@ import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import mqtt from "mqtt";
 import { deadLetterTopic, kindTopic } from "../src/kafka/client";
 import { createLogger } from "../src/log";
 import { createRuntime, type Runtime } from "../src/runtime";
@@ -149,8 +150,15 @@ const readings = (source: string, count: number, from = 0) =>
   }));
 
 describe("a full spool", () => {
-  test("a spool of 1 MiB fills: 503 with Retry-After, /readyz 503, refusals counted, nothing dropped; low disk is refused alike", async () => {
-    const gateway = await spoolingGateway(await spoolDir(), { SPOOL_MAX_BYTES: String(1024 * 1024) });
+  test("a spool of 1 MiB fills: 503 with Retry-After, MQTT's PUBACK withheld, /readyz 503, refusals counted, nothing dropped; low disk is refused alike", async () => {
+    const gateway = await spoolingGateway(await spoolDir(), {
+      SPOOL_MAX_BYTES: String(1024 * 1024),
+      ...mosquitto.gatewayEnv,
+      MQTT_CONNECTIONS: "1",
+      MQTT_CLIENT_ID: `full-${crypto.randomUUID().slice(0, 8)}`,
+      MQTT_TOPIC_PREFIX: "full/v1",
+      MQTT_SHARED_GROUP: `full-${crypto.randomUUID().slice(0, 8)}`,
+    });
     const lowDisk = await spoolingGateway(await spoolDir(), { SPOOL_MIN_FREE_BYTES: String(2 ** 52) });
     const { runtime } = gateway;
     await Promise.all([runtime.ready, lowDisk.runtime.ready]);
@@ -180,6 +188,31 @@ describe("a full spool", () => {
     });
     expect(await counterValue(runtime.metrics.spoolRefused, { reason: "full" })).toBe(200);
 
+    // A device publishing now gets no PUBACK: Mosquitto keeps the message and the gateway retries it.
+    await eventually(() => runtime.mqtt?.connected());
+    const device = await mqtt.connectAsync(mosquitto.url, {
+      clientId: `full-${crypto.randomUUID()}`,
+      ...mosquitto.fleet,
+    });
+    cleanups.push(() => device.endAsync(true));
+    let pubacked = false;
+    const mqttId = `full-mqtt-${crypto.randomUUID()}`;
+    const published = device
+      .publishAsync(
+        "full/v1/sensors/full-mqtt",
+        JSON.stringify({ id: mqttId, ts: new Date().toISOString(), pm25: 4 }),
+        {
+          qos: 1,
+        },
+      )
+      .then(() => {
+        pubacked = true;
+      });
+    await eventually(() => (runtime.mqtt?.stats.received ?? 0) >= 1);
+    await Bun.sleep(3000);
+    expect(pubacked).toBe(false);
+    expect(runtime.mqtt?.stats.acknowledged).toBe(0);
+
     const refusedLowDisk = await post(lowDisk.runtime, "/v1/sensors/readings", readings("low", 1));
     expect(refusedLowDisk.status).toBe(503);
     expect(((await refusedLowDisk.json()) as { detail: string }).detail).toMatch(/SPOOL_MIN_FREE_BYTES/);
@@ -193,6 +226,9 @@ describe("a full spool", () => {
       (records) => orderPerSource(records, acknowledged).seen.size === acknowledged.size,
       60_000,
     );
+    // Once there is room again, the withheld message goes in and its PUBACK out.
+    await published;
+    await topics.waitFor((records) => records.some((record) => record.value.id === mqttId), 30_000);
     expect(orderPerSource(topics.records, acknowledged).backwards).toEqual([]);
     await eventually(spoolEmpty(runtime), 30_000);
     await eventually(async () => (await readiness(runtime)).status === 200, 30_000);

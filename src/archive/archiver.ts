@@ -5,10 +5,11 @@ import { deadLetterTopic, kindTopic } from "../kafka/client";
 import { type Kind, kinds } from "../kinds";
 import type { Logger } from "../log";
 import type { Metrics } from "../metrics";
-import { type Envelope, envelopeSchema } from "../record";
+import type { Envelope } from "../record";
 import type { Destination } from "./destination";
 import { type ArchivedFile, deadLetterFolder, hourPath, objectKey, parseKey, replayedHeader } from "./layout";
 import { deadLetterParquet, kindParquet } from "./parquet";
+import { archivedRecord } from "./records";
 
 /** What one topic is archived as: a kind's records, or the dead letters. */
 type Target = { folder: string; kind: Kind } | { folder: string; kind?: undefined };
@@ -17,6 +18,7 @@ type Target = { folder: string; kind: Kind } | { folder: string; kind?: undefine
 interface Pending {
   topic: string;
   partition: number;
+  /** Per hour, its records and the offsets of the first and the last. */
   hours: Map<string, { rows: (Envelope | DeadLetter)[]; first: bigint; last: bigint }>;
   bytes: number;
   openedAt: number;
@@ -24,18 +26,6 @@ interface Pending {
   lastOffset?: bigint;
   committed?: bigint;
   highWatermark?: bigint;
-}
-
-function deadLetterOf(value: unknown): DeadLetter | undefined {
-  if (typeof value !== "object" || value === null) return undefined;
-  const letter = value as Partial<DeadLetter>;
-  const valid =
-    typeof letter.id === "string" &&
-    typeof letter.receivedAt === "string" &&
-    typeof letter.reason === "string" &&
-    typeof letter.raw === "string" &&
-    Array.isArray(letter.errors);
-  return valid ? (value as DeadLetter) : undefined;
 }
 
 /**
@@ -70,8 +60,9 @@ export function createArchiver(deps: {
   const stats = { files: 0, rows: 0, skipped: 0, uploadFailures: 0 };
   const pending = new Map<string, Pending>();
   const locks = new Map<string, Promise<unknown>>();
-  /** Per `<folder>/<hour>`, the offsets completed files hold, by partition. */
+  /** Per `<folder>/<hour>`, the offsets completed files hold, by partition; `listed` once the listing is in. */
   const archived = new Map<string, Promise<ArchivedFile[]>>();
+  const listed = new Map<string, ArchivedFile[]>();
   let heartbeat: () => Promise<void> = async () => {};
   let stopping = false;
 
@@ -88,61 +79,73 @@ export function createArchiver(deps: {
     const key = `${folder}/${hour}`;
     let files = archived.get(key);
     if (!files) {
-      if (archived.size > 10_000) archived.clear();
-      const listed = () => destination.list(`${key}/`);
-      files = retrying(folder, `list ${key}/`, listed).then((keys) =>
-        keys.flatMap((name) => parseKey(name) ?? []),
-      );
+      if (archived.size > 10_000) forgetListings();
+      const listing = () => destination.list(`${key}/`);
+      files = retrying(folder, `list ${key}/`, listing).then((keys) => {
+        const parsed = keys.flatMap((name) => parseKey(name) ?? []);
+        if (archived.get(key) === files) listed.set(key, parsed);
+        return parsed;
+      });
       files.catch(() => archived.delete(key));
       archived.set(key, files);
     }
     return files;
   }
 
-  async function isArchived(folder: string, hour: string, partition: number, offset: bigint) {
-    const files = await filesOf(folder, hour);
-    return files.some((file) => file.partition === partition && file.first <= offset && offset <= file.last);
+  function forgetListings() {
+    archived.clear();
+    listed.clear();
   }
 
+  /** Places each record of the batch; it waits only for an hour whose files it has not listed yet. */
   async function read(target: Target, state: Pending, partition: number, batch: EachBatchPayload["batch"]) {
     for (const message of batch.messages) {
       const offset = BigInt(message.offset);
       if (state.lastOffset !== undefined && offset <= state.lastOffset) continue;
-      const placed = await place(target, state, partition, message, batch.topic);
-      if (!placed) stats.skipped++;
+      // A record replayed from the archive is in it already.
+      const replayed = Boolean(message.headers?.[replayedHeader]);
+      const record = replayed ? undefined : archivedRecord(target.kind, message.value?.toString() ?? "");
+      if (!record && !replayed) {
+        logger.error("archive skipped a record it cannot read", {
+          topic: batch.topic,
+          offset: message.offset,
+        });
+      }
+      if (record) {
+        const hour = hourPath(record.time);
+        const files = listed.get(`${target.folder}/${hour}`) ?? (await filesOf(target.folder, hour));
+        const done = files.some(
+          (file) => file.partition === partition && file.first <= offset && offset <= file.last,
+        );
+        if (done) stats.skipped++;
+        else place(state, hour, offset, record.row, message.value?.length ?? 0);
+      } else stats.skipped++;
       state.lastOffset = offset;
     }
     if (batch.highWatermark) state.highWatermark = BigInt(batch.highWatermark);
+    setLag(state);
   }
 
-  /** Puts a record in its hour's file; false when it is skipped (archived already, or unreadable). */
-  async function place(
-    target: Target,
-    state: Pending,
-    partition: number,
-    message: EachBatchPayload["batch"]["messages"][number],
-    topic: string,
-  ): Promise<boolean> {
-    const offset = BigInt(message.offset);
-    // A record replayed from the archive is in it already.
-    if (message.headers?.[replayedHeader]) return false;
-    let value: unknown;
-    try {
-      value = JSON.parse(message.value?.toString() ?? "");
-    } catch {}
-    const row = target.kind ? envelopeSchema.safeParse(value).data : deadLetterOf(value);
-    if (!row) {
-      logger.error("archive skipped a record it cannot read", { topic, offset: message.offset });
-      return false;
+  /** Records of the partition not yet in a completed file: not read yet, or read and waiting for their file. */
+  function setLag(state: Pending) {
+    if (state.highWatermark === undefined || state.lastOffset === undefined) return;
+    let waiting = 0;
+    for (const bucket of state.hours.values()) waiting += bucket.rows.length;
+    const unread = state.highWatermark - state.lastOffset - 1n;
+    const lag = Number(unread > 0n ? unread : 0n) + waiting;
+    metrics.archiveLag.set({ topic: state.topic, partition: String(state.partition) }, lag);
+  }
+
+  /** Puts a record in its hour's file. */
+  function place(state: Pending, hour: string, offset: bigint, row: Envelope | DeadLetter, bytes: number) {
+    let bucket = state.hours.get(hour);
+    if (!bucket) {
+      bucket = { rows: [], first: offset, last: offset };
+      state.hours.set(hour, bucket);
     }
-    const hour = hourPath("ts" in row ? row.ts : row.receivedAt);
-    if (await isArchived(target.folder, hour, partition, offset)) return false;
-    const bucket = state.hours.get(hour) ?? { rows: [], first: offset, last: offset };
     bucket.rows.push(row);
     bucket.last = offset;
-    state.hours.set(hour, bucket);
-    state.bytes += message.value?.length ?? 0;
-    return true;
+    state.bytes += bytes;
   }
 
   function encode(target: Target, rows: (Envelope | DeadLetter)[]) {
@@ -177,7 +180,7 @@ export function createArchiver(deps: {
     if (!target || !state || state.lastOffset === undefined) return;
     for (const [hour, bucket] of state.hours) {
       const key = objectKey(target.folder, hour, partition, bucket.first, bucket.last);
-      const bytes = await encode(target, bucket.rows);
+      const bytes = encode(target, bucket.rows);
       await retrying(target.folder, key, () => destination.put(key, bytes));
       const file = parseKey(key);
       if (file) (await filesOf(target.folder, hour)).push(file);
@@ -195,8 +198,7 @@ export function createArchiver(deps: {
       await consumer.commitOffsets([{ topic, partition, offset: String(next) }]);
       state.committed = next;
     }
-    const lag = state.highWatermark === undefined ? 0n : state.highWatermark - next;
-    metrics.archiveLag.set({ topic, partition: String(partition) }, Number(lag > 0n ? lag : 0n));
+    setLag(state);
   }
 
   /** Whether a partition has records or offsets to complete, and it is time (enough of them, or old enough). */
@@ -250,6 +252,8 @@ export function createArchiver(deps: {
           ),
         );
         for (const slot of pending.keys()) if (!owned.has(slot)) pending.delete(slot);
+        // Another member may have completed files of a partition while this one did not own it.
+        forgetListings();
       });
       await consumer.connect();
       await consumer.subscribe({ topics: [...targets.keys()], fromBeginning: true });

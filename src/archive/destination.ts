@@ -13,7 +13,7 @@ export interface Destination {
   list(prefix: string): Promise<string[]>;
 }
 
-/** A folder: a file is written beside its name, synced to disk, then renamed into place. */
+/** A folder: a file is written beside its name, synced to disk, renamed into place, and the rename synced. */
 function folderDestination(root: string, url: string): Destination {
   return {
     url,
@@ -30,6 +30,14 @@ function folderDestination(root: string, url: string): Destination {
           await file.close();
         }
         await rename(partial, path);
+        // The rename is durable once the folder's entry is: without this a power cut could lose a file whose
+        // offsets were committed.
+        const folder = await open(dirname(path), "r");
+        try {
+          await folder.sync();
+        } finally {
+          await folder.close();
+        }
       } catch (error) {
         await rm(partial, { force: true });
         throw error;

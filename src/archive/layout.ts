@@ -10,9 +10,9 @@ export const deadLetterFolder = "deadletter";
 /** The Kafka header marking a record that `replay` republished from the archive, which need not archive it again. */
 export const replayedHeader = "sluice-replayed";
 
-/** `dt=2026-12-01/hour=08` of an ISO time. */
-export function hourPath(iso: string): string {
-  const time = new Date(iso).toISOString();
+/** `dt=2026-12-01/hour=08` of an ISO time or epoch milliseconds. */
+export function hourPath(at: string | number): string {
+  const time = new Date(at).toISOString();
   return `dt=${time.slice(0, 10)}/hour=${time.slice(11, 13)}`;
 }
 
