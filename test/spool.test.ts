@@ -150,7 +150,7 @@ const readings = (source: string, count: number, from = 0) =>
   }));
 
 describe("a full spool", () => {
-  test("a spool of 1 MiB fills: 503 with Retry-After, MQTT's PUBACK withheld, /readyz 503, refusals counted, nothing dropped; low disk is refused alike", async () => {
+  test("a spool of 1 MiB fills: 503 with Retry-After, the gateway's MQTT PUBACK withheld, /readyz 503, refusals counted, nothing dropped; low disk is refused alike", async () => {
     const gateway = await spoolingGateway(await spoolDir(), {
       SPOOL_MAX_BYTES: String(1024 * 1024),
       ...mosquitto.gatewayEnv,
@@ -187,31 +187,35 @@ describe("a full spool", () => {
       error: expect.stringMatching(/spool is full/),
     });
     expect(await counterValue(runtime.metrics.spoolRefused, { reason: "full" })).toBe(200);
+    // Filled until a single record (smaller than the MQTT message below) no longer fits.
+    for (let n = 0; ; n++) {
+      const single = await post(runtime, "/v1/sensors/readings", readings("full", 1, 50_000 + n));
+      if (single.status === 503) break;
+      expect(single.status).toBe(202);
+      for (const id of ((await single.json()) as { ids: string[] }).ids) acknowledged.add(id);
+    }
 
-    // A device publishing now gets no PUBACK: Mosquitto keeps the message and the gateway retries it.
+    // A message published now is not acknowledged by the gateway: Mosquitto keeps it, the gateway retries it.
     await eventually(() => runtime.mqtt?.connected());
     const device = await mqtt.connectAsync(mosquitto.url, {
       clientId: `full-${crypto.randomUUID()}`,
       ...mosquitto.fleet,
     });
     cleanups.push(() => device.endAsync(true));
-    let pubacked = false;
     const mqttId = `full-mqtt-${crypto.randomUUID()}`;
-    const published = device
-      .publishAsync(
-        "full/v1/sensors/full-mqtt",
-        JSON.stringify({ id: mqttId, ts: new Date().toISOString(), pm25: 4 }),
-        {
-          qos: 1,
-        },
-      )
-      .then(() => {
-        pubacked = true;
-      });
+    const body = {
+      id: mqttId,
+      ts: new Date().toISOString(),
+      pm25: 4,
+      temperature: 21.5,
+      humidity: 40,
+      co2: 800,
+    };
+    await device.publishAsync("full/v1/sensors/full-mqtt", JSON.stringify(body), { qos: 1 });
     await eventually(() => (runtime.mqtt?.stats.received ?? 0) >= 1);
     await Bun.sleep(3000);
-    expect(pubacked).toBe(false);
     expect(runtime.mqtt?.stats.acknowledged).toBe(0);
+    expect(await counterValue(runtime.metrics.spoolRefused, { reason: "full" })).toBeGreaterThan(201);
 
     const refusedLowDisk = await post(lowDisk.runtime, "/v1/sensors/readings", readings("low", 1));
     expect(refusedLowDisk.status).toBe(503);
@@ -226,9 +230,9 @@ describe("a full spool", () => {
       (records) => orderPerSource(records, acknowledged).seen.size === acknowledged.size,
       60_000,
     );
-    // Once there is room again, the withheld message goes in and its PUBACK out.
-    await published;
+    // Once there is room again, the withheld message goes in and the gateway acknowledges it.
     await topics.waitFor((records) => records.some((record) => record.value.id === mqttId), 30_000);
+    await eventually(() => runtime.mqtt?.stats.acknowledged === 1);
     expect(orderPerSource(topics.records, acknowledged).backwards).toEqual([]);
     await eventually(spoolEmpty(runtime), 30_000);
     await eventually(async () => (await readiness(runtime)).status === 200, 30_000);
