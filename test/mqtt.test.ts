@@ -11,6 +11,7 @@ import {
   startMosquitto,
   startRuntime,
   testConfig,
+  testDatabase,
   withTestKey,
 } from "./helpers";
 
@@ -258,10 +259,13 @@ describe("MQTT delivery under faults", () => {
 
   test("a gateway killed with SIGKILL mid-stream and started again loses nothing the broker acknowledged", async () => {
     const config = testConfig();
+    const database = await testDatabase();
+    cleanups.push(() => database.drop());
     const port = await freePort();
     const env = {
       ...process.env,
       PORT: String(port),
+      DATABASE_URL: database.url,
       KAFKA_BROKERS: config.KAFKA_BROKERS.join(","),
       KAFKA_TOPIC_PREFIX: config.KAFKA_TOPIC_PREFIX,
       ...mosquitto.gatewayEnv,
