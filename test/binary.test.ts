@@ -1,4 +1,5 @@
 import { afterAll, expect, test } from "bun:test";
+import { readKindParquet } from "../src/archive/parquet";
 import { authHeader, eventually, freePort, testConfig, testDatabase, testKey } from "./helpers";
 
 const root = `${import.meta.dir}/..`;
@@ -7,7 +8,7 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
 }, 30_000);
 
-test("bun run build makes linux x64 and arm64 executables; the x64 one runs Sluice without Bun or the sources", async () => {
+test("bun run build makes linux x64 and arm64 executables; the x64 one runs Sluice (archive too) without Bun or the sources", async () => {
   const build = Bun.spawnSync(["bun", "run", "build"], { cwd: root, stdout: "pipe", stderr: "pipe" });
   expect(build.exitCode).toBe(0);
   const machine = async (path: string) =>
@@ -18,6 +19,7 @@ test("bun run build makes linux x64 and arm64 executables; the x64 one runs Slui
   // Run it from an empty folder, with a PATH that has no bun: everything it needs is inside.
   const folder = `/tmp/sluice-binary-${process.pid}`;
   await Bun.$`rm -rf ${folder} && mkdir -p ${folder} && cp ${root}/dist/sluice-linux-x64 ${folder}/sluice`;
+  cleanups.push(() => Bun.$`rm -rf ${folder}`.quiet());
   const database = await testDatabase();
   await database.drop(); // the binary must create and migrate it itself
   cleanups.push(() => database.drop());
@@ -33,6 +35,9 @@ test("bun run build makes linux x64 and arm64 executables; the x64 one runs Slui
       REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
       DATABASE_URL: database.url,
       MQTT_CONNECTIONS: "0",
+      // The archive too: the Parquet writer must work inside the executable.
+      ARCHIVE_URL: `file://${folder}/archive`,
+      ARCHIVE_FLUSH_SECONDS: "1",
       API_KEYS: testKey,
       LOG_LEVEL: "warn",
     },
@@ -60,6 +65,12 @@ test("bun run build makes linux x64 and arm64 executables; the x64 one runs Slui
     return page.items.length === 1 && page;
   });
   expect(stored.items[0]?.data).toEqual({ temperature: 9.5 });
+  const archived = await eventually(
+    () => [...new Bun.Glob("archive/weather/*/*/*.parquet").scanSync({ cwd: folder })][0],
+    30_000,
+  );
+  const [row] = await readKindParquet(await Bun.file(`${folder}/${archived}`).bytes());
+  expect(row).toMatchObject({ sourceId: "binary-station", data: { temperature: 9.5 } });
   // The dashboard's page and scripts travel inside the executable.
   const script = await fetch(`${url}/dashboard/app.js`);
   expect(script.headers.get("content-type")).toStartWith("text/javascript");

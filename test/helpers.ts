@@ -421,5 +421,7 @@ export async function startGatewayProcess(env: Record<string, string>) {
       .join("\n");
     throw new Error(`the process on ${port} did not become ready within 60 s; its last lines:\n${tail}`);
   }
+  // Kept while the process runs (a test that fails can read it), removed once it has exited.
+  void proc.exited.then(() => rm(log, { force: true }));
   return { proc, url, port };
 }
