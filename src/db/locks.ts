@@ -34,6 +34,22 @@ export function advisoryLocks(client: Sql, space: number) {
         throw error;
       }
     },
+    /** Of the named locks, those that were free, now taken (one round trip); throws when PostgreSQL cannot say. */
+    async takeFree(names: string[]): Promise<string[]> {
+      const wanted = names.filter((name) => !held.has(name));
+      if (wanted.length === 0) return [];
+      try {
+        connection ??= client.reserve();
+        const reserved = await connection;
+        const rows = await reserved<{ name: string }[]>`
+          select name from unnest(${wanted}::text[]) as name where pg_try_advisory_lock(${space}, hashtext(name))`;
+        for (const { name } of rows) held.add(name);
+        return rows.map(({ name }) => name);
+      } catch (error) {
+        drop();
+        throw error;
+      }
+    },
     holds: (name: string) => held.has(name),
     async release(name: string) {
       if (!held.delete(name)) return;

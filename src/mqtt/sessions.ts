@@ -38,12 +38,9 @@ export function sessionRegistry(client: Sql, scope: string) {
     async orphans(own: Set<string>): Promise<string[]> {
       const listed = await client<{ clientId: string }[]>`
         select client_id as "clientId" from mqtt_sessions where scope = ${scope}`;
-      const taken: string[] = [];
-      for (const { clientId } of listed) {
-        if (own.has(clientId) || locks.holds(lockName(clientId))) continue;
-        if (await locks.take(lockName(clientId))) taken.push(clientId);
-      }
-      return taken;
+      const others = listed.map(({ clientId }) => clientId).filter((clientId) => !own.has(clientId));
+      const taken = new Set(await locks.takeFree(others.map(lockName)));
+      return others.filter((clientId) => taken.has(lockName(clientId)));
     },
     /** The session has ended: no longer listed, its lock given back. */
     async retire(clientId: string) {
