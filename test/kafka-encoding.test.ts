@@ -110,3 +110,49 @@ test("a real broker takes the one-pass batches from an idempotent producer and g
     expect(got?.headers).toEqual(headers);
   }
 });
+
+type RecordDecoded = { offset: string; timestamp: string; value: Buffer | null };
+const encodeRecord = require("kafkajs/src/protocol/recordBatch/record/v0") as (args: {
+  offsetDelta: number;
+  timestampDelta: unknown;
+  key: Buffer | null;
+  value: Buffer | null;
+}) => { buffer: Buffer };
+const decodeRecord = require("kafkajs/src/protocol/recordBatch/record/v0/decoder") as (
+  decoder: unknown,
+  context: Record<string, unknown>,
+) => RecordDecoded;
+const KafkaDecoder = require("kafkajs/src/protocol/decoder") as new (
+  buffer: Buffer,
+) => {
+  readVarInt(): number;
+};
+
+test("records decode offsets and timestamps as kafkajs's 64-bit arithmetic does, past 2^53 too", () => {
+  const decode = (
+    firstOffset: string,
+    firstTimestamp: string,
+    offsetDelta: number,
+    timestampDelta: number,
+  ) => {
+    const { buffer } = encodeRecord({
+      offsetDelta,
+      timestampDelta: Long.fromValue(timestampDelta),
+      key: null,
+      value: Buffer.from("v"),
+    });
+    const decoder = new KafkaDecoder(buffer);
+    decoder.readVarInt(); // the record's length, which the batch decoder reads before it
+    return decodeRecord(decoder, { firstOffset, firstTimestamp, magicByte: 2, timestampType: 0 });
+  };
+  expect(decode("1200", "1765100000000", 7, 250)).toMatchObject({
+    offset: "1207",
+    timestamp: "1765100000250",
+  });
+  expect(decode("-1", "-1", 0, 0)).toMatchObject({ offset: "-1", timestamp: "-1" });
+  // Beyond exact doubles: the Long path, digit for digit.
+  expect(decode("9007199254740990", "9007199254740990", 5, 5)).toMatchObject({
+    offset: "9007199254740995",
+    timestamp: "9007199254740995",
+  });
+});

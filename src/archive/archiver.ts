@@ -19,13 +19,14 @@ interface Pending {
   topic: string;
   partition: number;
   /** Per hour, its records and the offsets of the first and the last. */
-  hours: Map<string, { rows: (Envelope | DeadLetter)[]; first: bigint; last: bigint }>;
+  hours: Map<string, { rows: (Envelope | DeadLetter)[]; first: number; last: number }>;
   bytes: number;
   openedAt: number;
   /** The last offset read: the commit after the next flush is the one after it. */
-  lastOffset?: bigint;
-  committed?: bigint;
-  highWatermark?: bigint;
+  // Offsets as numbers: exact up to 2^53, and a BigInt per record cost the archive a twentieth of its time.
+  lastOffset?: number;
+  committed?: number;
+  highWatermark?: number;
 }
 
 /**
@@ -100,7 +101,7 @@ export function createArchiver(deps: {
   /** Places each record of the batch; it waits only for an hour whose files it has not listed yet. */
   async function read(target: Target, state: Pending, partition: number, batch: EachBatchPayload["batch"]) {
     for (const message of batch.messages) {
-      const offset = BigInt(message.offset);
+      const offset = Number(message.offset);
       if (state.lastOffset !== undefined && offset <= state.lastOffset) continue;
       // A record replayed from the archive is in it already.
       const replayed = Boolean(message.headers?.[replayedHeader]);
@@ -122,7 +123,7 @@ export function createArchiver(deps: {
       } else stats.skipped++;
       state.lastOffset = offset;
     }
-    if (batch.highWatermark) state.highWatermark = BigInt(batch.highWatermark);
+    if (batch.highWatermark) state.highWatermark = Number(batch.highWatermark);
     setLag(state);
   }
 
@@ -131,13 +132,12 @@ export function createArchiver(deps: {
     if (state.highWatermark === undefined || state.lastOffset === undefined) return;
     let waiting = 0;
     for (const bucket of state.hours.values()) waiting += bucket.rows.length;
-    const unread = state.highWatermark - state.lastOffset - 1n;
-    const lag = Number(unread > 0n ? unread : 0n) + waiting;
+    const lag = Math.max(0, state.highWatermark - state.lastOffset - 1) + waiting;
     metrics.archiveLag.set({ topic: state.topic, partition: String(state.partition) }, lag);
   }
 
   /** Puts a record in its hour's file. */
-  function place(state: Pending, hour: string, offset: bigint, row: Envelope | DeadLetter, bytes: number) {
+  function place(state: Pending, hour: string, offset: number, row: Envelope | DeadLetter, bytes: number) {
     let bucket = state.hours.get(hour);
     if (!bucket) {
       bucket = { rows: [], first: offset, last: offset };
@@ -193,7 +193,7 @@ export function createArchiver(deps: {
     }
     state.bytes = 0;
     state.openedAt = performance.now();
-    const next = state.lastOffset + 1n;
+    const next = state.lastOffset + 1;
     if (state.committed !== next) {
       await consumer.commitOffsets([{ topic, partition, offset: String(next) }]);
       state.committed = next;
@@ -203,7 +203,7 @@ export function createArchiver(deps: {
 
   /** Whether a partition has records or offsets to complete, and it is time (enough of them, or old enough). */
   const due = (state: Pending) =>
-    (state.hours.size > 0 || (state.lastOffset !== undefined && state.committed !== state.lastOffset + 1n)) &&
+    (state.hours.size > 0 || (state.lastOffset !== undefined && state.committed !== state.lastOffset + 1)) &&
     (state.bytes >= config.ARCHIVE_MAX_FILE_BYTES ||
       performance.now() - state.openedAt >= config.ARCHIVE_FLUSH_SECONDS * 1000);
 

@@ -10,13 +10,23 @@ export const deadLetterFolder = "deadletter";
 /** The Kafka header marking a record that `replay` republished from the archive, which need not archive it again. */
 export const replayedHeader = "sluice-replayed";
 
+const HOUR = 3_600_000;
+const hourPaths = new Map<number, string>();
+
 /** `dt=2026-12-01/hour=08` of an ISO time or epoch milliseconds. */
 export function hourPath(at: string | number): string {
-  const time = new Date(at).toISOString();
-  return `dt=${time.slice(0, 10)}/hour=${time.slice(11, 13)}`;
+  const hour = Math.floor((typeof at === "number" ? at : Date.parse(at)) / HOUR);
+  let path = hourPaths.get(hour);
+  if (path === undefined) {
+    const time = new Date(hour * HOUR).toISOString();
+    path = `dt=${time.slice(0, 10)}/hour=${time.slice(11, 13)}`;
+    if (hourPaths.size >= 10_000) hourPaths.clear();
+    hourPaths.set(hour, path);
+  }
+  return path;
 }
 
-export function objectKey(folder: string, hour: string, partition: number, first: bigint, last: bigint) {
+export function objectKey(folder: string, hour: string, partition: number, first: number, last: number) {
   return `${folder}/${hour}/${partition}-${first}-${last}.parquet`;
 }
 
