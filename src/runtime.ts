@@ -73,7 +73,7 @@ export function createRuntime(
     ? createConnectors({
         connectors: options.connectors ?? [],
         db,
-        client: postgres,
+        databaseUrl: config.DATABASE_URL,
         ingest,
         logger,
         metrics,
@@ -86,7 +86,7 @@ export function createRuntime(
           ingest,
           logger,
           metrics,
-          sessions: sessionRegistry(postgres, mqttScope(config)),
+          sessions: sessionRegistry(config.DATABASE_URL, postgres, mqttScope(config)),
         })
       : undefined;
 

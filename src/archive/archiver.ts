@@ -251,7 +251,11 @@ export function createArchiver(deps: {
             partitions.map((partition) => `${topic}:${partition}`),
           ),
         );
-        for (const slot of pending.keys()) if (!owned.has(slot)) pending.delete(slot);
+        for (const [slot, state] of pending) {
+          if (owned.has(slot)) continue;
+          pending.delete(slot);
+          metrics.archiveLag.remove({ topic: state.topic, partition: String(state.partition) });
+        }
         // Another member may have completed files of a partition while this one did not own it.
         forgetListings();
       });

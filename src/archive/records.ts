@@ -29,9 +29,13 @@ function envelopeOf(value: unknown, kind: string): Envelope | undefined {
 
 function deadLetterOf(value: unknown): DeadLetter | undefined {
   if (typeof value !== "object" || value === null) return undefined;
-  const letter = value as Partial<DeadLetter>;
+  const letter = value as Partial<Record<keyof DeadLetter, unknown>>;
+  // Every column a dead-letter file requires, so that no letter can make a file fail to encode.
   const valid =
     typeof letter.id === "string" &&
+    (letter.kind === null || typeof letter.kind === "string") &&
+    viaValues.includes(letter.via as DeadLetter["via"]) &&
+    (letter.origin === undefined || typeof letter.origin === "string") &&
     isTime(letter.receivedAt) &&
     typeof letter.reason === "string" &&
     typeof letter.raw === "string" &&

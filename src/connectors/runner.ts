@@ -1,4 +1,3 @@
-import type { Sql } from "postgres";
 import { type Db, databaseError } from "../db/client";
 import { advisoryLocks } from "../db/locks";
 import type { Ingest } from "../ingest/pipeline";
@@ -48,14 +47,15 @@ const jitter = (ms: number) => Math.round(ms * (0.8 + 0.4 * Math.random()));
 export function createConnectors(deps: {
   connectors: ConnectorConfig[];
   db: Db;
-  client: Sql;
+  /** Where the connectors' locks are taken, on a connection of their own. */
+  databaseUrl: string;
   ingest: Ingest;
   logger: Logger;
   metrics: Metrics;
 }) {
-  const { db, client, ingest, logger, metrics } = deps;
+  const { db, ingest, logger, metrics } = deps;
   let stopping = false;
-  const locks = advisoryLocks(client, LOCK_SPACE);
+  const locks = advisoryLocks(deps.databaseUrl, LOCK_SPACE);
   const started = new Date();
 
   const connectors = deps.connectors.map((config) => {

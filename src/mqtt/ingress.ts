@@ -125,7 +125,7 @@ export function createMqttIngress(deps: {
     // The connection keeps reading while messages wait for Kafka (mqtt.js is patched for that, up to the
     // receive maximum); their PUBACKs go out in the order the messages came, as MQTT requires.
     let previousAck = Promise.resolve();
-    let pending = 0;
+    let unacknowledged = 0;
     let lastMessageAt = performance.now();
     const client = mqtt.connect(config.MQTT_URL, {
       ...clientOptions(config, clientId),
@@ -134,7 +134,7 @@ export function createMqttIngress(deps: {
         // While stopping, leave new messages unacknowledged: the broker redelivers them after the restart.
         if (stopping) return;
         if (packet.dup) metrics.mqttRedelivered.inc();
-        pending++;
+        unacknowledged++;
         lastMessageAt = performance.now();
         const delivered = track(deliver(topic, message, packet.qos));
         const acked = previousAck
@@ -142,10 +142,10 @@ export function createMqttIngress(deps: {
           .then((inKafka) => {
             if (!inKafka) return;
             stats.acknowledged++;
+            unacknowledged--;
             done(0);
           })
-          .catch((error: Error) => logger.error("MQTT message failed", { topic, error: error.message }))
-          .finally(() => pending--);
+          .catch((error: Error) => logger.error("MQTT message failed", { topic, error: error.message }));
         previousAck = acked;
       },
     });
@@ -171,7 +171,7 @@ export function createMqttIngress(deps: {
       client.options.reconnectPeriod = Math.min(period * 2, MAX_RECONNECT_MS);
     });
     client.on("error", (error) => logger.warn("MQTT error", { clientId, error: error.message }));
-    return { client, pending: () => pending, lastMessageAt: () => lastMessageAt };
+    return { client, unacknowledged: () => unacknowledged, lastMessageAt: () => lastMessageAt };
   }
 
   const pool = createSessionPool({

@@ -24,12 +24,13 @@ export function mqttScope(config: Pick<Config, "MQTT_URL" | "MQTT_SHARED_GROUP" 
  * Sessions are listed per scope (the broker and the subscription), so that a gateway only ever takes over a
  * session of its own kind: the same messages, into the same topics.
  */
-export function sessionRegistry(client: Sql, scope: string) {
-  const locks = advisoryLocks(client, LOCK_SPACE);
+export function sessionRegistry(databaseUrl: string, client: Sql, scope: string) {
+  const locks = advisoryLocks(databaseUrl, LOCK_SPACE);
   const lockName = (clientId: string) => `${scope} ${clientId}`;
   return {
     /** Takes the session's lock and lists it; false while another gateway holds it. */
     async claim(clientId: string): Promise<boolean> {
+      if (locks.holds(lockName(clientId))) return true;
       if (!(await locks.take(lockName(clientId)))) return false;
       await client`insert into mqtt_sessions (scope, client_id) values (${scope}, ${clientId}) on conflict do nothing`;
       return true;
@@ -42,6 +43,8 @@ export function sessionRegistry(client: Sql, scope: string) {
       const taken = new Set(await locks.takeFree(others.map(lockName)));
       return others.filter((clientId) => taken.has(lockName(clientId)));
     },
+    /** Throws when the locks' connection is gone (they are forgotten then, and claimed again). */
+    check: () => locks.check(),
     /** The session has ended: no longer listed, its lock given back. */
     async retire(clientId: string) {
       await client`delete from mqtt_sessions where scope = ${scope} and client_id = ${clientId}`;
@@ -57,8 +60,8 @@ export type SessionRegistry = ReturnType<typeof sessionRegistry>;
 /** An open MQTT session of the pool and what it is doing. */
 export interface Session {
   client: MqttClient;
-  /** Messages received and not yet acknowledged or given up. */
-  pending(): number;
+  /** Messages received and not acknowledged (PUBACK) yet: the broker still holds them. */
+  unacknowledged(): number;
   lastMessageAt(): number;
 }
 
@@ -83,7 +86,6 @@ export function createSessionPool(deps: {
   const ownIds = new Set(deps.clientIds);
   const takenOver = new Map<string, Session>();
   let stopping = false;
-  let scanning = false;
   let warned = false;
 
   async function claim(clientId: string): Promise<boolean> {
@@ -101,13 +103,16 @@ export function createSessionPool(deps: {
     if (!stopping) own.set(clientId, deps.open(clientId, false));
   }
 
-  /** Connects to a session of a gateway that is gone, drains it and ends it. */
+  /**
+   * Connects to a session of a gateway that is gone, stops new messages going to it, and ends it once every
+   * message it held is acknowledged and none has come for a while; cut off before that, it is left as it is.
+   */
   function takeOver(clientId: string) {
     logger.warn("taking over the MQTT session of a gateway that is gone", { clientId });
-    metrics.mqttSessionsTakenOver.inc();
     const session = deps.open(clientId, true);
     takenOver.set(clientId, session);
     const { client } = session;
+    let unsubscribedAt: number | undefined;
     let ending = false;
     const end = async (retire: boolean) => {
       clearInterval(watch);
@@ -116,16 +121,21 @@ export function createSessionPool(deps: {
       else await registry?.release(clientId).catch(() => {});
     };
     const watch = setInterval(() => {
-      const quiet = session.pending() === 0 && performance.now() - session.lastMessageAt() > QUIET_MS;
-      if (!client.connected || ending || !quiet) return;
+      if (ending || stopping || unsubscribedAt === undefined || !client.connected) return;
+      const quietSince = Math.max(unsubscribedAt, session.lastMessageAt());
+      if (session.unacknowledged() > 0 || performance.now() - quietSince < QUIET_MS) return;
       ending = true;
       client.end(false, { reasonCode: 0, properties: { sessionExpiryInterval: 0 } }, () => {
         logger.info("MQTT session taken over, drained and ended", { clientId });
         void end(true);
       });
     }, 250);
-    client.on("connect", () => client.unsubscribe(deps.subscription));
-    // Cut off before it was drained (its gateway is back, or the broker went): left for another scan.
+    client.on("connect", () => {
+      metrics.mqttSessionsTakenOver.inc();
+      client.unsubscribe(deps.subscription, (error) => {
+        if (!error) unsubscribedAt = performance.now();
+      });
+    });
     client.on("close", () => {
       if (ending) return;
       ending = true;
@@ -134,30 +144,52 @@ export function createSessionPool(deps: {
     });
   }
 
+  /** Sessions seen free at a scan, by when: taken over only when still free a scan later. */
+  const seenFree = new Map<string, number>();
+
   async function scan() {
-    if (scanning || stopping || !registry) return;
-    scanning = true;
+    if (stopping || !registry) return;
     try {
+      await registry.check();
       // An own session whose lock was lost (the database restarted) is claimed again; if another gateway took
       // it over meanwhile, it is theirs until they have ended it.
+      let claimedAll = true;
       for (const [clientId, session] of own) {
-        if (await claim(clientId)) continue;
+        if (await registry.claim(clientId)) continue;
+        claimedAll = false;
         own.delete(clientId);
         session.client.end(true);
         void openOwn(clientId);
       }
-      for (const clientId of await registry.orphans(ownIds)) if (!stopping) takeOver(clientId);
+      // Right after the database came back, live gateways have not claimed theirs again yet: a session is taken
+      // over only when it was free at two scans in a row.
+      const free = claimedAll ? await registry.orphans(ownIds) : [];
+      const now = performance.now();
+      for (const clientId of free) {
+        const since = seenFree.get(clientId);
+        if (since !== undefined && now - since >= SCAN_MS / 2 && !stopping) {
+          seenFree.delete(clientId);
+          takeOver(clientId);
+        } else {
+          seenFree.set(clientId, since ?? now);
+          await registry.release(clientId);
+        }
+      }
+      for (const clientId of seenFree.keys()) if (!free.includes(clientId)) seenFree.delete(clientId);
       warned = false;
     } catch (error) {
       if (!warned) logger.warn("MQTT session scan failed", { error: (error as Error).message });
       warned = true;
-    } finally {
-      scanning = false;
     }
   }
 
   for (const clientId of deps.clientIds) void openOwn(clientId);
-  const timer = setInterval(() => void scan(), SCAN_MS);
+  let scanning: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    scanning ??= scan().finally(() => {
+      scanning = undefined;
+    });
+  }, SCAN_MS);
 
   return {
     own: () => [...own.values()].map((session) => session.client),
@@ -167,6 +199,7 @@ export function createSessionPool(deps: {
     async close(end: (client: MqttClient) => Promise<void>) {
       stopping = true;
       clearInterval(timer);
+      await scanning;
       await Promise.all([...own.values(), ...takenOver.values()].map(({ client }) => end(client)));
       await registry?.close();
     },
