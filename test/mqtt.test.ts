@@ -218,10 +218,13 @@ describe("MQTT delivery under faults", () => {
   test("Kafka stopped while messages arrive, then started: every message arrives", async () => {
     const broker = await privateBroker();
     cleanups.push(() => broker.remove());
+    const database = await testDatabase();
+    cleanups.push(() => database.drop());
     const gateway = withTestKey(
       createRuntime(
         testConfig({
           KAFKA_BROKERS: broker.brokers,
+          DATABASE_URL: database.url,
           KAFKA_ACK_TIMEOUT_MS: "2000",
           ...mosquitto.gatewayEnv,
           MQTT_CONNECTIONS: "2",
