@@ -61,9 +61,8 @@ export function createArchiver(deps: {
   const stats = { files: 0, rows: 0, skipped: 0, uploadFailures: 0 };
   const pending = new Map<string, Pending>();
   const locks = new Map<string, Promise<unknown>>();
-  /** Per `<folder>/<hour>`, the offsets completed files hold, by partition; `listed` once the listing is in. */
-  const archived = new Map<string, Promise<ArchivedFile[]>>();
-  const listed = new Map<string, ArchivedFile[]>();
+  /** Per `<folder>/<hour>`, the offsets completed files hold, by partition: the listing, or its promise. */
+  const archived = new Map<string, ArchivedFile[] | Promise<ArchivedFile[]>>();
   let heartbeat: () => Promise<void> = async () => {};
   let stopping = false;
 
@@ -80,22 +79,18 @@ export function createArchiver(deps: {
     const key = `${folder}/${hour}`;
     let files = archived.get(key);
     if (!files) {
-      if (archived.size > 10_000) forgetListings();
+      if (archived.size > 10_000) archived.clear();
       const listing = () => destination.list(`${key}/`);
-      files = retrying(folder, `list ${key}/`, listing).then((keys) => {
+      const listed = retrying(folder, `list ${key}/`, listing).then((keys) => {
         const parsed = keys.flatMap((name) => parseKey(name) ?? []);
-        if (archived.get(key) === files) listed.set(key, parsed);
+        if (archived.get(key) === listed) archived.set(key, parsed);
         return parsed;
       });
-      files.catch(() => archived.delete(key));
-      archived.set(key, files);
+      listed.catch(() => archived.delete(key));
+      archived.set(key, listed);
+      files = listed;
     }
     return files;
-  }
-
-  function forgetListings() {
-    archived.clear();
-    listed.clear();
   }
 
   /** Places each record of the batch; it waits only for an hour whose files it has not listed yet. */
@@ -114,7 +109,8 @@ export function createArchiver(deps: {
       }
       if (record) {
         const hour = hourPath(record.time);
-        const files = listed.get(`${target.folder}/${hour}`) ?? (await filesOf(target.folder, hour));
+        const known = filesOf(target.folder, hour);
+        const files = Array.isArray(known) ? known : await known;
         const done = files.some(
           (file) => file.partition === partition && file.first <= offset && offset <= file.last,
         );
@@ -257,7 +253,7 @@ export function createArchiver(deps: {
           metrics.archiveLag.remove({ topic: state.topic, partition: String(state.partition) });
         }
         // Another member may have completed files of a partition while this one did not own it.
-        forgetListings();
+        archived.clear();
       });
       await consumer.connect();
       await consumer.subscribe({ topics: [...targets.keys()], fromBeginning: true });

@@ -56,5 +56,3 @@ export function advisoryLocks(url: string, space: number) {
     },
   };
 }
-
-export type AdvisoryLocks = ReturnType<typeof advisoryLocks>;

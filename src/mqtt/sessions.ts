@@ -8,7 +8,7 @@ import type { Metrics } from "../metrics";
 /** Advisory lock space of MQTT sessions: (this, hashtext(clientId)). */
 const LOCK_SPACE = 72_832;
 /** How often a gateway looks for sessions of gateways that are gone, and retries its own it could not claim. */
-export const SCAN_MS = 2000;
+const SCAN_MS = 2000;
 /** A taken-over session with nothing in flight and no message for this long has been drained. */
 const QUIET_MS = 1500;
 
