@@ -13,9 +13,9 @@ export const replayedHeader = "sluice-replayed";
 const HOUR = 3_600_000;
 const hourPaths = new Map<number, string>();
 
-/** `dt=2026-12-01/hour=08` of an ISO time or epoch milliseconds. */
-export function hourPath(at: string | number): string {
-  const hour = Math.floor((typeof at === "number" ? at : Date.parse(at)) / HOUR);
+/** `dt=2026-12-01/hour=08` of a time in epoch milliseconds. */
+export function hourPath(at: number): string {
+  const hour = Math.floor(at / HOUR);
   let path = hourPaths.get(hour);
   if (path === undefined) {
     const time = new Date(hour * HOUR).toISOString();
