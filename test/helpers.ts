@@ -408,20 +408,24 @@ export async function startGatewayProcess(env: Record<string, string>) {
     stderr: Bun.file(log),
   });
   const url = `http://127.0.0.1:${port}`;
-  try {
-    await eventually(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok, 60_000);
-  } catch {
-    const tail = (
+  /** The last lines of its log, for a failure to say what the process was doing. */
+  const logTail = async (lines = 15) =>
+    (
       await Bun.file(log)
         .text()
         .catch(() => "")
     )
       .split("\n")
-      .slice(-15)
+      .slice(-lines)
       .join("\n");
-    throw new Error(`the process on ${port} did not become ready within 60 s; its last lines:\n${tail}`);
+  try {
+    await eventually(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok, 60_000);
+  } catch {
+    throw new Error(
+      `the process on ${port} did not become ready within 60 s; its last lines:\n${await logTail()}`,
+    );
   }
   // Kept while the process runs (a test that fails can read it), removed once it has exited.
   void proc.exited.then(() => rm(log, { force: true }));
-  return { proc, url, port };
+  return { proc, url, port, logTail };
 }
