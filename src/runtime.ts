@@ -9,7 +9,7 @@ import type { ConnectorConfig } from "./connectors/config";
 import { createConnectors } from "./connectors/runner";
 import { createDb } from "./db/client";
 import { createIngest } from "./ingest/pipeline";
-import { createKafka, ensureTopics } from "./kafka/client";
+import { consumerRequestTimeout, createKafka, ensureTopics } from "./kafka/client";
 import { Publisher } from "./kafka/publisher";
 import { findKind } from "./kinds";
 import { createLogger, type Logger } from "./log";
@@ -32,6 +32,7 @@ export function createRuntime(
 ) {
   const roles = new Set(config.ROLES);
   const kafka = createKafka(config, logger);
+  const consumerKafka = createKafka(config, logger, consumerRequestTimeout(config));
   const admin = kafka.admin();
   const metrics = createMetrics();
   const publisher = new Publisher(kafka, {
@@ -63,10 +64,16 @@ export function createRuntime(
   const records = createRecords({ db, cache });
   const aggregates = createAggregates({ db, cache, config });
   const sink = roles.has("sink")
-    ? createSink({ config, kafka, db, cache, logger, metrics, hooks: options.sinkHooks })
+    ? createSink({ config, kafka: consumerKafka, db, cache, logger, metrics, hooks: options.sinkHooks })
     : undefined;
   const archiver = roles.has("archive")
-    ? createArchiver({ config, kafka, destination: createDestination(config), logger, metrics })
+    ? createArchiver({
+        config,
+        kafka: consumerKafka,
+        destination: createDestination(config),
+        logger,
+        metrics,
+      })
     : undefined;
   const retention = roles.has("sink") ? startRetention({ config, db, logger }) : undefined;
   const connectors = roles.has("connectors")

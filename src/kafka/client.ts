@@ -17,12 +17,17 @@ export function allTopics(prefix: string) {
 
 const kafkaLevels = { [logLevel.ERROR]: "error", [logLevel.WARN]: "warn", [logLevel.INFO]: "info" } as const;
 
-export function createKafka(config: Config, logger: Logger) {
+/**
+ * A Kafka client. Producers answer within KAFKA_ACK_TIMEOUT_MS; consumers are given `requestTimeout`
+ * (consumerRequestTimeout): a SyncGroup or an OffsetCommit waits for a replicated write to the offsets topic, and
+ * one that times out makes the member rejoin, which a group waits up to a session timeout for.
+ */
+export function createKafka(config: Config, logger: Logger, requestTimeout = config.KAFKA_ACK_TIMEOUT_MS) {
   return new Kafka({
     clientId: config.KAFKA_CLIENT_ID,
     brokers: config.KAFKA_BROKERS,
     connectionTimeout: 1000,
-    requestTimeout: config.KAFKA_ACK_TIMEOUT_MS,
+    requestTimeout,
     // Fail fast and let the caller decide: an HTTP client is better served by a 503 than by minutes of retries.
     retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
     logLevel: logLevel.WARN,
@@ -36,6 +41,10 @@ export function createKafka(config: Config, logger: Logger) {
       },
   });
 }
+
+/** What a consumer group's member waits for a broker's answer: as long as Java's consumer (30 s) by default. */
+export const consumerRequestTimeout = (config: Config) =>
+  Math.max(config.KAFKA_ACK_TIMEOUT_MS, config.KAFKA_SESSION_TIMEOUT_MS);
 
 /** Creates the topics that are missing; the broker's auto-creation is never relied on. */
 export async function ensureTopics(admin: Admin, config: Config) {

@@ -3,7 +3,7 @@ import type { Cache } from "../cache/redis";
 import type { Config } from "../config";
 import { type Db, databaseError, isUnavailable } from "../db/client";
 import { writeBatch } from "../db/store";
-import { kindTopic } from "../kafka/client";
+import { kindTopic, withTimeout } from "../kafka/client";
 import { type Kind, kinds } from "../kinds";
 import type { Logger } from "../log";
 import type { Metrics } from "../metrics";
@@ -42,6 +42,7 @@ export function createSink(deps: {
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000 },
   });
   const flagsOf = createQualityCheck();
+  const commitTimeoutMs = config.KAFKA_SESSION_TIMEOUT_MS / 3;
   const stats = {
     batches: 0,
     records: 0,
@@ -120,9 +121,22 @@ export function createSink(deps: {
     // A bump lost while Redis was unreachable is tried again with every batch until Redis takes it.
     for (const name of unbumped) if ((await cache.bumpGeneration(name)) !== undefined) unbumped.delete(name);
     await cache.setLatest(kind.name, records);
-    await consumer.commitOffsets([
-      { topic: batch.topic, partition: batch.partition, offset: String(BigInt(batch.lastOffset()) + 1n) },
-    ]);
+    // kafkajs retries a failed commit for up to a minute inside this batch, and a member whose batch does not
+    // return cannot rejoin the group the failure asked for. Commits are cumulative: the next batch's covers
+    // this one, and records read again after a crash are stored once.
+    const offset = String(BigInt(batch.lastOffset()) + 1n);
+    await withTimeout(
+      consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset }]),
+      commitTimeoutMs,
+      `no answer within ${commitTimeoutMs} ms`,
+    ).catch((error: Error) =>
+      logger.warn("sink could not commit offsets; the next batch's commit covers them", {
+        topic: batch.topic,
+        partition: batch.partition,
+        offset,
+        error: error.message,
+      }),
+    );
     stats.batches++;
     stats.records += records.length;
     stats.inserted += inserted;
