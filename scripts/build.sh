@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for target in ${TARGETS:-linux-x64 linux-arm64}; do
-  bun build --compile --minify --target="bun-$target" src/main.ts drizzle/*.sql \
+  bun build --compile --minify --target="bun-$target" src/main.ts src/archive/encode-worker.ts drizzle/*.sql \
     --asset-naming="[name].[ext]" --outfile "dist/sluice-$target"
 done
 ls -l dist/

@@ -85,6 +85,8 @@ export const configSchema = z.object({
   ARCHIVE_MAX_FILE_BYTES: int(64 * 1024 * 1024, 1024),
   ARCHIVE_FLUSH_SECONDS: int(300, 1),
   ARCHIVE_COMPRESSION: z.enum(["zstd", "snappy"]).default("zstd"),
+  /** Threads encoding Parquet files while the archive's consumer reads on. */
+  ARCHIVE_ENCODER_THREADS: int(Math.min(4, navigator.hardwareConcurrency), 1),
   S3_ENDPOINT: z.url().optional(),
   S3_REGION: z.string().min(1).default("us-east-1"),
   AWS_ACCESS_KEY_ID: z.string().optional(),

@@ -1,25 +1,33 @@
 import type { EachBatchPayload, Kafka } from "kafkajs";
 import type { Config } from "../config";
-import type { DeadLetter } from "../ingest/pipeline";
 import { deadLetterTopic, kindTopic } from "../kafka/client";
 import { type Kind, kinds } from "../kinds";
 import type { Logger } from "../log";
 import type { Metrics } from "../metrics";
-import type { Envelope } from "../record";
 import type { Destination } from "./destination";
-import { type ArchivedFile, deadLetterFolder, hourPath, objectKey, parseKey, replayedHeader } from "./layout";
-import { deadLetterParquet, kindParquet } from "./parquet";
+import { createEncoderPool, RecordBytes } from "./encoder";
+import { deadLetterFolder, hourPath, objectKey, parseKey, replayedHeader } from "./layout";
+import { createListings } from "./listings";
 import { archivedRecord } from "./records";
 
 /** What one topic is archived as: a kind's records, or the dead letters. */
 type Target = { folder: string; kind: Kind } | { folder: string; kind?: undefined };
 
+/** An hour's records of a partition, and the offsets of the first and the last. */
+interface Bucket {
+  records: RecordBytes;
+  first: number;
+  last: number;
+}
+
 /** One partition's records read but not yet in a completed file, by hour. */
 interface Pending {
   topic: string;
   partition: number;
-  /** Per hour, its records and the offsets of the first and the last. */
-  hours: Map<string, { rows: (Envelope | DeadLetter)[]; first: number; last: number }>;
+  hours: Map<string, Bucket>;
+  /** Files being completed (at most one flush at a time), and those of a flush that failed, to write again. */
+  writing: [string, Bucket][];
+  flushing?: Promise<void>;
   bytes: number;
   openedAt: number;
   /** The last offset read: the commit after the next flush is the one after it. */
@@ -58,11 +66,14 @@ export function createArchiver(deps: {
     maxBytesPerPartition: 8 * 1024 * 1024,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000 },
   });
-  const stats = { files: 0, rows: 0, skipped: 0, uploadFailures: 0 };
+  /** lastFileAt: performance.now() when the last file was complete. */
+  const stats = { files: 0, rows: 0, skipped: 0, uploadFailures: 0, lastFileAt: 0 };
+  const encoders = createEncoderPool(config.ARCHIVE_ENCODER_THREADS);
   const pending = new Map<string, Pending>();
   const locks = new Map<string, Promise<unknown>>();
-  /** Per `<folder>/<hour>`, the offsets completed files hold, by partition: the listing, or its promise. */
-  const archived = new Map<string, ArchivedFile[] | Promise<ArchivedFile[]>>();
+  const listings = createListings((folder, prefix) =>
+    retrying(folder, `list ${prefix}`, () => destination.list(prefix)),
+  );
   let heartbeat: () => Promise<void> = async () => {};
   let stopping = false;
 
@@ -73,24 +84,6 @@ export function createArchiver(deps: {
     locks.set(slot, settled);
     void settled.then(() => locks.get(slot) === settled && locks.delete(slot));
     return done;
-  }
-
-  function filesOf(folder: string, hour: string) {
-    const key = `${folder}/${hour}`;
-    let files = archived.get(key);
-    if (!files) {
-      if (archived.size > 10_000) archived.clear();
-      const listing = () => destination.list(`${key}/`);
-      const listed = retrying(folder, `list ${key}/`, listing).then((keys) => {
-        const parsed = keys.flatMap((name) => parseKey(name) ?? []);
-        if (archived.get(key) === listed) archived.set(key, parsed);
-        return parsed;
-      });
-      listed.catch(() => archived.delete(key));
-      archived.set(key, listed);
-      files = listed;
-    }
-    return files;
   }
 
   /** Places each record of the batch; it waits only for an hour whose files it has not listed yet. */
@@ -109,13 +102,13 @@ export function createArchiver(deps: {
       }
       if (record) {
         const hour = hourPath(record.time);
-        const known = filesOf(target.folder, hour);
+        const known = listings.filesOf(target.folder, hour);
         const files = Array.isArray(known) ? known : await known;
         const done = files.some(
           (file) => file.partition === partition && file.first <= offset && offset <= file.last,
         );
         if (done) stats.skipped++;
-        else place(state, hour, offset, record.row, message.value?.length ?? 0);
+        else if (message.value) place(state, hour, offset, message.value);
       } else stats.skipped++;
       state.lastOffset = offset;
     }
@@ -127,28 +120,21 @@ export function createArchiver(deps: {
   function setLag(state: Pending) {
     if (state.highWatermark === undefined || state.lastOffset === undefined) return;
     let waiting = 0;
-    for (const bucket of state.hours.values()) waiting += bucket.rows.length;
+    for (const [, bucket] of [...state.hours, ...state.writing]) waiting += bucket.records.count;
     const lag = Math.max(0, state.highWatermark - state.lastOffset - 1) + waiting;
     metrics.archiveLag.set({ topic: state.topic, partition: String(state.partition) }, lag);
   }
 
-  /** Puts a record in its hour's file. */
-  function place(state: Pending, hour: string, offset: number, row: Envelope | DeadLetter, bytes: number) {
+  /** Puts a record, as Kafka holds it, in its hour's file. */
+  function place(state: Pending, hour: string, offset: number, value: Uint8Array) {
     let bucket = state.hours.get(hour);
     if (!bucket) {
-      bucket = { rows: [], first: offset, last: offset };
+      bucket = { records: new RecordBytes(), first: offset, last: offset };
       state.hours.set(hour, bucket);
     }
-    bucket.rows.push(row);
+    bucket.records.push(value);
     bucket.last = offset;
-    state.bytes += bytes;
-  }
-
-  function encode(target: Target, rows: (Envelope | DeadLetter)[]) {
-    const options = { compression: config.ARCHIVE_COMPRESSION };
-    return target.kind
-      ? kindParquet(target.kind, rows as Envelope[], options)
-      : deadLetterParquet(rows as DeadLetter[], options);
+    state.bytes += value.length;
   }
 
   /** Storage work, retried with backoff while the storage refuses, unless the archive is stopping. */
@@ -174,27 +160,49 @@ export function createArchiver(deps: {
     const target = targets.get(topic);
     const state = pending.get(`${topic}:${partition}`);
     if (!target || !state || state.lastOffset === undefined) return;
-    for (const [hour, bucket] of state.hours) {
-      const key = objectKey(target.folder, hour, partition, bucket.first, bucket.last);
-      const bytes = encode(target, bucket.rows);
-      await retrying(target.folder, key, () => destination.put(key, bytes));
-      const file = parseKey(key);
-      if (file) (await filesOf(target.folder, hour)).push(file);
-      state.hours.delete(hour);
-      stats.files++;
-      stats.rows += bucket.rows.length;
-      metrics.archiveFiles.inc({ folder: target.folder });
-      metrics.archiveBytes.inc({ folder: target.folder }, bytes.length);
-      metrics.archiveRows.inc({ folder: target.folder }, bucket.rows.length);
-    }
+    const files = [...state.writing, ...state.hours];
+    state.writing = files;
+    state.hours = new Map();
     state.bytes = 0;
     state.openedAt = performance.now();
     const next = state.lastOffset + 1;
+    // The files are encoded side by side, each on an encoder thread; those that fail are written with the next.
+    const complete = async ([hour, bucket]: [string, Bucket]) => {
+      const key = objectKey(target.folder, hour, partition, bucket.first, bucket.last);
+      const { count } = bucket.records;
+      const bytes = await encoders.encode(target.kind?.name, config.ARCHIVE_COMPRESSION, bucket.records);
+      await retrying(target.folder, key, () => destination.put(key, bytes));
+      const file = parseKey(key);
+      if (file) (await listings.filesOf(target.folder, hour)).push(file);
+      state.writing = state.writing.filter(([, other]) => other !== bucket);
+      stats.files++;
+      stats.rows += count;
+      stats.lastFileAt = performance.now();
+      metrics.archiveFiles.inc({ folder: target.folder });
+      metrics.archiveBytes.inc({ folder: target.folder }, bytes.length);
+      metrics.archiveRows.inc({ folder: target.folder }, count);
+    };
+    const failed = (await Promise.allSettled(files.map(complete))).find(
+      (result) => result.status === "rejected",
+    );
+    if (failed) throw failed.reason;
     if (state.committed !== next) {
       await consumer.commitOffsets([{ topic, partition, offset: String(next) }]);
       state.committed = next;
     }
     setLag(state);
+  }
+
+  /**
+   * Starts completing the partition's files once the flush before has ended, and returns: the partition is
+   * read on while they are encoded and stored. The failure of a flush is thrown here, by the next one.
+   */
+  async function startFlush(state: Pending) {
+    const previous = state.flushing;
+    state.flushing = undefined;
+    await previous;
+    state.flushing = flush(state.topic, state.partition);
+    state.flushing.catch(() => {});
   }
 
   /** Whether a partition has records or offsets to complete, and it is time (enough of them, or old enough). */
@@ -218,11 +226,12 @@ export function createArchiver(deps: {
           hours: new Map(),
           bytes: 0,
           openedAt: performance.now(),
+          writing: [],
         };
         pending.set(slot, state);
       }
       await read(target, state, batch.partition, batch);
-      if (due(state)) await flush(batch.topic, batch.partition);
+      if (due(state)) await startFlush(state);
     });
   }
 
@@ -230,7 +239,7 @@ export function createArchiver(deps: {
   const timer = setInterval(() => {
     for (const [slot, state] of pending) {
       if (stopping || locks.has(slot) || !due(state)) continue;
-      withSlot(slot, () => flush(state.topic, state.partition)).catch((error: Error) =>
+      withSlot(slot, () => startFlush(state)).catch((error: Error) =>
         logger.error("archive flush failed", { slot, error: error.message }),
       );
     }
@@ -253,7 +262,7 @@ export function createArchiver(deps: {
           metrics.archiveLag.remove({ topic: state.topic, partition: String(state.partition) });
         }
         // Another member may have completed files of a partition while this one did not own it.
-        archived.clear();
+        listings.clear();
       });
       await consumer.connect();
       await consumer.subscribe({ topics: [...targets.keys()], fromBeginning: true });
@@ -268,11 +277,16 @@ export function createArchiver(deps: {
       if (stopping) return;
       clearInterval(timer);
       const flushes = [...pending].map(([slot, state]) =>
-        withSlot(slot, () => flush(state.topic, state.partition)),
+        // A flush that failed is not thrown here: its files are written again with this one.
+        withSlot(slot, async () => {
+          await state.flushing?.catch(() => {});
+          await flush(state.topic, state.partition);
+        }),
       );
       stopping = true;
       await Promise.race([Promise.allSettled(flushes), Bun.sleep(timeoutMs)]);
       await consumer.disconnect();
+      encoders.close();
     },
   };
 }
