@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import { createEncoderPool, RecordBytes } from "../src/archive/encoder";
 import {
   type Compression,
   deadLetterParquet,
@@ -260,4 +261,88 @@ test("a kind's file refuses another kind's record", () => {
   expect(() => kindParquet(sensors, envelopesOf(traffic))).toThrow(
     "a sensors file cannot hold a traffic record",
   );
+});
+
+describe("encoder threads", () => {
+  const [sensors] = kinds;
+  /** Three chunks of envelopes, each with ids of its own, as the bytes Kafka would hold. */
+  const chunks = [0, 1, 2].map((chunk) =>
+    envelopesOf(sensors).map((envelope) => ({ ...envelope, id: `${envelope.id}-${chunk}` })),
+  );
+  const bytesOf = (envelope: unknown) => new TextEncoder().encode(JSON.stringify(envelope));
+
+  test("a file sent a chunk at a time is a row group a chunk, read back whole and in order", async () => {
+    const pool = createEncoderPool(2);
+    try {
+      const records = new RecordBytes();
+      const file = pool.open("sensors", "zstd");
+      for (const chunk of chunks.slice(0, 2)) {
+        for (const envelope of chunk) records.push(bytesOf(envelope));
+        file.add(records);
+      }
+      for (const envelope of chunks[2] ?? []) records.push(bytesOf(envelope));
+      const bytes = await file.finish(records);
+      expect(await readKindParquet(bytes)).toStrictEqual(chunks.flat());
+      const path = saved("chunked", bytes);
+      const groups = await query(
+        `SELECT row_group_num_rows FROM parquet_metadata('${path}') WHERE column_id = 0`,
+      );
+      expect(groups.map((group) => Number(group.row_group_num_rows))).toEqual(
+        chunks.map((chunk) => chunk.length),
+      );
+    } finally {
+      pool.close();
+    }
+  });
+
+  test("a file whose thread stopped fails, and is encoded again from its first record", async () => {
+    const records = new RecordBytes();
+    const stopped = createEncoderPool(1);
+    const file = stopped.open("sensors", "snappy");
+    for (const envelope of chunks[0] ?? []) records.push(bytesOf(envelope));
+    file.add(records);
+    stopped.close();
+    for (const envelope of chunks[1] ?? []) records.push(bytesOf(envelope));
+    await expect(file.finish(records)).rejects.toThrow("the archive's encoders stopped");
+    records.unsend();
+    const pool = createEncoderPool(1);
+    try {
+      const bytes = await pool.open("sensors", "snappy").finish(records);
+      expect(await readKindParquet(bytes)).toStrictEqual([...(chunks[0] ?? []), ...(chunks[1] ?? [])]);
+    } finally {
+      pool.close();
+    }
+  });
+
+  test("dead letters, and a record that is not JSON fails its file with the reason", async () => {
+    const pool = createEncoderPool(1);
+    try {
+      const letters = new RecordBytes();
+      const letter: DeadLetter = {
+        id: "l-1",
+        kind: "sensors",
+        via: "http",
+        receivedAt: AT.toISOString(),
+        reason: "corrupt-spool-entry",
+        errors: [],
+        raw: "{}",
+      };
+      letters.push(bytesOf(letter));
+      expect(await readDeadLetterParquet(await pool.open(undefined, "zstd").finish(letters))).toStrictEqual([
+        letter,
+      ]);
+      const broken = new RecordBytes();
+      broken.push(new TextEncoder().encode("{not json"));
+      const failure = await pool
+        .open("sensors", "zstd")
+        .finish(broken)
+        .then(
+          () => undefined,
+          (error: Error) => error,
+        );
+      expect(failure?.message).toStartWith("encoding failed: JSON Parse error");
+    } finally {
+      pool.close();
+    }
+  });
 });

@@ -5,20 +5,13 @@ import { type Kind, kinds } from "../kinds";
 import type { Logger } from "../log";
 import type { Metrics } from "../metrics";
 import type { Destination } from "./destination";
-import { createEncoderPool, RecordBytes } from "./encoder";
+import { type Bucket, CHUNK_BYTES, createEncoderPool, RecordBytes } from "./encoder";
 import { deadLetterFolder, hourPath, objectKey, parseKey, replayedHeader } from "./layout";
 import { createListings } from "./listings";
 import { archivedRecord } from "./records";
 
 /** What one topic is archived as: a kind's records, or the dead letters. */
 type Target = { folder: string; kind: Kind } | { folder: string; kind?: undefined };
-
-/** An hour's records of a partition, and the offsets of the first and the last. */
-interface Bucket {
-  records: RecordBytes;
-  first: number;
-  last: number;
-}
 
 /** One partition's records read but not yet in a completed file, by hour. */
 interface Pending {
@@ -30,8 +23,7 @@ interface Pending {
   flushing?: Promise<void>;
   bytes: number;
   openedAt: number;
-  /** The last offset read: the commit after the next flush is the one after it. */
-  // Offsets as numbers: exact up to 2^53, and a BigInt per record cost the archive a twentieth of its time.
+  /** The last offset read (numbers: exact up to 2^53, and a BigInt per record cost a twentieth of the time). */
   lastOffset?: number;
   committed?: number;
   highWatermark?: number;
@@ -69,6 +61,7 @@ export function createArchiver(deps: {
   /** lastFileAt: performance.now() when the last file was complete. */
   const stats = { files: 0, rows: 0, skipped: 0, uploadFailures: 0, lastFileAt: 0 };
   const encoders = createEncoderPool(config.ARCHIVE_ENCODER_THREADS);
+  const open = (target: Target) => encoders.open(target.kind?.name, config.ARCHIVE_COMPRESSION);
   const pending = new Map<string, Pending>();
   const locks = new Map<string, Promise<unknown>>();
   const listings = createListings((folder, prefix) =>
@@ -108,7 +101,7 @@ export function createArchiver(deps: {
           (file) => file.partition === partition && file.first <= offset && offset <= file.last,
         );
         if (done) stats.skipped++;
-        else if (message.value) place(state, hour, offset, message.value);
+        else if (message.value) place(target, state, hour, offset, message.value);
       } else stats.skipped++;
       state.lastOffset = offset;
     }
@@ -126,7 +119,7 @@ export function createArchiver(deps: {
   }
 
   /** Puts a record, as Kafka holds it, in its hour's file. */
-  function place(state: Pending, hour: string, offset: number, value: Uint8Array) {
+  function place(target: Target, state: Pending, hour: string, offset: number, value: Uint8Array) {
     let bucket = state.hours.get(hour);
     if (!bucket) {
       bucket = { records: new RecordBytes(), first: offset, last: offset };
@@ -135,6 +128,9 @@ export function createArchiver(deps: {
     bucket.records.push(value);
     bucket.last = offset;
     state.bytes += value.length;
+    if (bucket.records.unsentBytes < CHUNK_BYTES) return;
+    bucket.encoding ??= open(target);
+    bucket.encoding.add(bucket.records);
   }
 
   /** Storage work, retried with backoff while the storage refuses, unless the archive is stopping. */
@@ -160,6 +156,8 @@ export function createArchiver(deps: {
     const target = targets.get(topic);
     const state = pending.get(`${topic}:${partition}`);
     if (!target || !state || state.lastOffset === undefined) return;
+    // A partition revoked meanwhile is read again by its new owner, who may be writing the same files.
+    const owned = () => pending.get(`${topic}:${partition}`) === state;
     const files = [...state.writing, ...state.hours];
     state.writing = files;
     state.hours = new Map();
@@ -170,11 +168,20 @@ export function createArchiver(deps: {
     const complete = async ([hour, bucket]: [string, Bucket]) => {
       const key = objectKey(target.folder, hour, partition, bucket.first, bucket.last);
       const { count } = bucket.records;
-      const bytes = await encoders.encode(target.kind?.name, config.ARCHIVE_COMPRESSION, bucket.records);
-      await retrying(target.folder, key, () => destination.put(key, bytes));
+      const encoding = bucket.encoding ?? open(target);
+      bucket.encoding = undefined;
+      let bytes: Uint8Array;
+      try {
+        bytes = await encoding.finish(bucket.records);
+        if (!owned()) throw new Error("the partition was revoked");
+        await retrying(target.folder, key, () => destination.put(key, bytes));
+      } catch (error) {
+        bucket.records.unsend(); // the next flush encodes the file again, from its first record
+        throw error;
+      }
+      state.writing = state.writing.filter(([, other]) => other !== bucket);
       const file = parseKey(key);
       if (file) (await listings.filesOf(target.folder, hour)).push(file);
-      state.writing = state.writing.filter(([, other]) => other !== bucket);
       stats.files++;
       stats.rows += count;
       stats.lastFileAt = performance.now();
@@ -186,6 +193,7 @@ export function createArchiver(deps: {
       (result) => result.status === "rejected",
     );
     if (failed) throw failed.reason;
+    if (!owned()) return;
     if (state.committed !== next) {
       await consumer.commitOffsets([{ topic, partition, offset: String(next) }]);
       state.committed = next;
@@ -195,14 +203,17 @@ export function createArchiver(deps: {
 
   /**
    * Starts completing the partition's files once the flush before has ended, and returns: the partition is
-   * read on while they are encoded and stored. The failure of a flush is thrown here, by the next one.
+   * read on while they are encoded and stored. The files of a flush that failed are written with the next.
    */
   async function startFlush(state: Pending) {
-    const previous = state.flushing;
-    state.flushing = undefined;
-    await previous;
-    state.flushing = flush(state.topic, state.partition);
-    state.flushing.catch(() => {});
+    await state.flushing;
+    state.flushing = flush(state.topic, state.partition).catch((error: Error) =>
+      logger.error("archive flush failed; its files are written with the next", {
+        topic: state.topic,
+        partition: state.partition,
+        error: error.message,
+      }),
+    );
   }
 
   /** Whether a partition has records or offsets to complete, and it is time (enough of them, or old enough). */
@@ -259,6 +270,7 @@ export function createArchiver(deps: {
         for (const [slot, state] of pending) {
           if (owned.has(slot)) continue;
           pending.delete(slot);
+          for (const bucket of state.hours.values()) bucket.encoding?.drop();
           metrics.archiveLag.remove({ topic: state.topic, partition: String(state.partition) });
         }
         // Another member may have completed files of a partition while this one did not own it.
@@ -277,16 +289,15 @@ export function createArchiver(deps: {
       if (stopping) return;
       clearInterval(timer);
       const flushes = [...pending].map(([slot, state]) =>
-        // A flush that failed is not thrown here: its files are written again with this one.
         withSlot(slot, async () => {
-          await state.flushing?.catch(() => {});
+          await state.flushing;
           await flush(state.topic, state.partition);
         }),
       );
       stopping = true;
       await Promise.race([Promise.allSettled(flushes), Bun.sleep(timeoutMs)]);
+      encoders.close(); // files still encoding fail, and their partitions are read again later
       await consumer.disconnect();
-      encoders.close();
     },
   };
 }

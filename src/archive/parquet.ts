@@ -1,5 +1,5 @@
 import { type CompressionCodec, parquetMetadata, parquetReadObjects } from "hyparquet";
-import { ByteWriter, parquetWrite } from "hyparquet-writer";
+import { ByteWriter, ParquetWriter } from "hyparquet-writer";
 import type { DeadLetter } from "../ingest/pipeline";
 import type { Kind } from "../kinds";
 import { type Envelope, envelopeSchema } from "../record";
@@ -35,28 +35,60 @@ const decompressors = { ZSTD: (bytes: Uint8Array) => Bun.zstdDecompressSync(byte
 
 type Content = "records" | "dead-letters";
 
-function writeParquet<Row>(
+/** A Parquet file written a row group at a time; `finish` returns its bytes. */
+export interface ParquetStream<Row> {
+  /** Appends the rows: one row group, or hyparquet-writer's default groups (1,000 rows, then 100,000) if asked. */
+  write(rows: readonly Row[], rowGroups?: "default"): void;
+  finish(): Uint8Array;
+}
+
+function parquetStream<Row>(
   columns: ArchiveColumn<Row>[],
-  rows: readonly Row[],
   metadata: Record<string, string>,
   options: ParquetOptions,
-): Uint8Array {
+): ParquetStream<Row> {
   const writer = new ByteWriter();
-  parquetWrite({
+  const file = new ParquetWriter({
     writer,
     schema: [{ name: "root", num_children: columns.length }, ...columns.map(schemaElement)],
-    columnData: columns.map((archived) => ({
-      name: archived.name,
-      data: rows.map(archived.value),
-      // A JSON column's bounds would be whole payloads, never truncated: of no use for skipping pages.
-      statistics: archived.type !== "json",
-    })),
     codec: codecs[options.compression ?? "zstd"],
     compressors,
     kvMetadata: Object.entries(metadata).map(([key, value]) => ({ key, value })),
     createdBy: "sluice",
   });
-  return new Uint8Array(writer.getBuffer());
+  return {
+    write(rows, rowGroups) {
+      if (rows.length === 0) return;
+      file.write({
+        columnData: columns.map((archived) => ({
+          name: archived.name,
+          data: rows.map(archived.value),
+          // A JSON column's bounds would be whole payloads, never truncated: of no use for skipping pages.
+          statistics: archived.type !== "json",
+        })),
+        ...(rowGroups === "default" ? {} : { rowGroupSize: rows.length }),
+      });
+    },
+    finish() {
+      file.finish();
+      return new Uint8Array(writer.getBuffer());
+    },
+  };
+}
+
+/** A Parquet file of one kind's records, written as they come. */
+export function kindParquetStream(kind: Kind, options: ParquetOptions = {}): ParquetStream<Envelope> {
+  const content: Content = "records";
+  const stream = parquetStream(kindColumns(kind), { [CONTENT_KEY]: content, [KIND_KEY]: kind.name }, options);
+  return {
+    write(records, rowGroups) {
+      const foreign = records.find((record) => record.kind !== kind.name);
+      if (foreign)
+        throw new Error(`a ${kind.name} file cannot hold a ${foreign.kind} record (${foreign.id})`);
+      stream.write(records, rowGroups);
+    },
+    finish: stream.finish,
+  };
 }
 
 /** One kind's records as one Parquet file. */
@@ -65,10 +97,9 @@ export function kindParquet(
   records: readonly Envelope[],
   options: ParquetOptions = {},
 ): Uint8Array {
-  const foreign = records.find((record) => record.kind !== kind.name);
-  if (foreign) throw new Error(`a ${kind.name} file cannot hold a ${foreign.kind} record (${foreign.id})`);
-  const content: Content = "records";
-  return writeParquet(kindColumns(kind), records, { [CONTENT_KEY]: content, [KIND_KEY]: kind.name }, options);
+  const stream = kindParquetStream(kind, options);
+  stream.write(records, "default");
+  return stream.finish();
 }
 
 const deadLetterColumns: ArchiveColumn<DeadLetter>[] = [
@@ -82,10 +113,17 @@ const deadLetterColumns: ArchiveColumn<DeadLetter>[] = [
   column("origin", "string", true, (letter: DeadLetter) => letter.origin),
 ];
 
+/** A Parquet file of dead letters, written as they come. */
+export function deadLetterParquetStream(options: ParquetOptions = {}): ParquetStream<DeadLetter> {
+  const content: Content = "dead-letters";
+  return parquetStream(deadLetterColumns, { [CONTENT_KEY]: content }, options);
+}
+
 /** Dead letters as one Parquet file. */
 export function deadLetterParquet(letters: readonly DeadLetter[], options: ParquetOptions = {}): Uint8Array {
-  const content: Content = "dead-letters";
-  return writeParquet(deadLetterColumns, letters, { [CONTENT_KEY]: content }, options);
+  const stream = deadLetterParquetStream(options);
+  stream.write(letters, "default");
+  return stream.finish();
 }
 
 /** What a row of a file holds: its columns by name, absent values as null. */
