@@ -11,21 +11,40 @@ import postgres from "postgres";
 export function advisoryLocks(url: string, space: number) {
   const held = new Set<string>();
   let closed = false;
-  const sql = postgres(url, {
-    max: 1,
-    max_lifetime: 0,
-    idle_timeout: 0,
-    connect_timeout: 3,
-    onnotice: () => {},
-    onclose: () => held.clear(),
-  });
+  let lost = false;
+  const connect = () => {
+    const opened = postgres(url, {
+      max: 1,
+      max_lifetime: 0,
+      idle_timeout: 0,
+      connect_timeout: 3,
+      onnotice: () => {},
+      onclose: () => {
+        if (opened !== connection) return;
+        held.clear();
+        lost = true;
+      },
+    });
+    return opened;
+  };
+  let connection = connect();
+  // A client whose connection was cut is not reused: postgres.js keeps the error the server sent as it cut it
+  // and gives it to the next query on the new connection.
+  const client = () => {
+    if (lost) {
+      lost = false;
+      void connection.end({ timeout: 0 }).catch(() => {});
+      connection = connect();
+    }
+    return connection;
+  };
 
   return {
     /** Whether this process holds the lock, taking it when it is free; throws when PostgreSQL cannot say. */
     async take(name: string): Promise<boolean> {
       if (closed) return false;
       if (held.has(name)) return true;
-      const [row] = await sql<{ owned: boolean }[]>`
+      const [row] = await client()<{ owned: boolean }[]>`
         select pg_try_advisory_lock(${space}, hashtext(${name})) as owned`;
       if (row?.owned === true) held.add(name);
       return row?.owned === true;
@@ -34,7 +53,7 @@ export function advisoryLocks(url: string, space: number) {
     async takeFree(names: string[]): Promise<string[]> {
       const wanted = names.filter((name) => !held.has(name));
       if (closed || wanted.length === 0) return [];
-      const rows = await sql<{ name: string }[]>`
+      const rows = await client()<{ name: string }[]>`
         select name from unnest(${wanted}::text[]) as name where pg_try_advisory_lock(${space}, hashtext(name))`;
       for (const { name } of rows) held.add(name);
       return rows.map(({ name }) => name);
@@ -42,17 +61,17 @@ export function advisoryLocks(url: string, space: number) {
     holds: (name: string) => held.has(name),
     /** Proves the connection alive; when it was lost, its locks are forgotten (`onclose`) before this resolves. */
     async check() {
-      await sql`select 1`;
+      await client()`select 1`;
     },
     async release(name: string) {
       if (!held.delete(name)) return;
-      await sql`select pg_advisory_unlock(${space}, hashtext(${name}))`.catch(() => {});
+      await client()`select pg_advisory_unlock(${space}, hashtext(${name}))`.catch(() => {});
     },
     /** Gives every lock back by closing the connection; takes none after. */
     async releaseAll() {
       closed = true;
       held.clear();
-      await sql.end({ timeout: 5 }).catch(() => {});
+      await connection.end({ timeout: 5 }).catch(() => {});
     },
   };
 }
