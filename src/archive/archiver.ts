@@ -9,6 +9,7 @@ import { type Bucket, CHUNK_BYTES, createEncoderPool, RecordBytes } from "./enco
 import { deadLetterFolder, hourPath, objectKey, parseKey, replayedHeader } from "./layout";
 import { createListings } from "./listings";
 import { archivedRecord } from "./records";
+import { createSlots } from "./slots";
 
 /** What one topic is archived as: a kind's records, or the dead letters. */
 type Target = { folder: string; kind: Kind } | { folder: string; kind?: undefined };
@@ -63,21 +64,12 @@ export function createArchiver(deps: {
   const encoders = createEncoderPool(config.ARCHIVE_ENCODER_THREADS);
   const open = (target: Target) => encoders.open(target.kind?.name, config.ARCHIVE_COMPRESSION);
   const pending = new Map<string, Pending>();
-  const locks = new Map<string, Promise<unknown>>();
+  const slots = createSlots();
   const listings = createListings((folder, prefix) =>
     retrying(folder, `list ${prefix}`, () => destination.list(prefix)),
   );
   let heartbeat: () => Promise<void> = async () => {};
   let stopping = false;
-
-  /** Runs work for one partition after the work queued before it. */
-  function withSlot<T>(slot: string, work: () => Promise<T>): Promise<T> {
-    const done = (locks.get(slot) ?? Promise.resolve()).then(work);
-    const settled = done.catch(() => {});
-    locks.set(slot, settled);
-    void settled.then(() => locks.get(slot) === settled && locks.delete(slot));
-    return done;
-  }
 
   /** Places each record of the batch; it waits only for an hour whose files it has not listed yet. */
   async function read(target: Target, state: Pending, partition: number, batch: EachBatchPayload["batch"]) {
@@ -133,8 +125,8 @@ export function createArchiver(deps: {
     bucket.encoding.add(bucket.records);
   }
 
-  /** Storage work, retried with backoff while the storage refuses, unless the archive is stopping. */
-  async function retrying<T>(folder: string, what: string, work: () => Promise<T>): Promise<T> {
+  /** Storage work, retried with backoff while the storage refuses, unless stopping or no longer `wanted`. */
+  async function retrying<T>(folder: string, what: string, work: () => Promise<T>, wanted = () => true) {
     for (let attempt = 0; ; attempt++) {
       try {
         return await work();
@@ -144,7 +136,7 @@ export function createArchiver(deps: {
         if (attempt === 0 || attempt % 10 === 0) {
           logger.warn("archive storage failed; retrying", { what, error: (error as Error).message });
         }
-        if (stopping) throw error;
+        if (stopping || !wanted()) throw error;
         await heartbeat().catch(() => {});
         await Bun.sleep(Math.min(500 * 2 ** attempt, 15_000));
       }
@@ -174,7 +166,7 @@ export function createArchiver(deps: {
       try {
         bytes = await encoding.finish(bucket.records);
         if (!owned()) throw new Error("the partition was revoked");
-        await retrying(target.folder, key, () => destination.put(key, bytes));
+        await retrying(target.folder, key, () => destination.put(key, bytes), owned);
       } catch (error) {
         bucket.records.unsend(); // the next flush encodes the file again, from its first record
         throw error;
@@ -189,9 +181,8 @@ export function createArchiver(deps: {
       metrics.archiveBytes.inc({ folder: target.folder }, bytes.length);
       metrics.archiveRows.inc({ folder: target.folder }, count);
     };
-    const failed = (await Promise.allSettled(files.map(complete))).find(
-      (result) => result.status === "rejected",
-    );
+    const results = await Promise.allSettled(files.map(complete));
+    const failed = results.find((result) => result.status === "rejected");
     if (failed) throw failed.reason;
     if (!owned()) return;
     if (state.committed !== next) {
@@ -228,7 +219,7 @@ export function createArchiver(deps: {
     if (stopping || !target || batch.messages.length === 0) return;
     heartbeat = payload.heartbeat;
     const slot = `${batch.topic}:${batch.partition}`;
-    await withSlot(slot, async () => {
+    await slots.run(slot, async () => {
       let state = pending.get(slot);
       if (!state) {
         state = {
@@ -249,10 +240,10 @@ export function createArchiver(deps: {
   /** Flushes partitions whose oldest unwritten record has waited ARCHIVE_FLUSH_SECONDS, though no batch comes. */
   const timer = setInterval(() => {
     for (const [slot, state] of pending) {
-      if (stopping || locks.has(slot) || !due(state)) continue;
-      withSlot(slot, () => startFlush(state)).catch((error: Error) =>
-        logger.error("archive flush failed", { slot, error: error.message }),
-      );
+      if (stopping || slots.busy(slot) || !due(state)) continue;
+      slots
+        .run(slot, () => startFlush(state))
+        .catch((error: Error) => logger.error("archive flush failed", { slot, error: error.message }));
     }
   }, 1000);
 
@@ -289,7 +280,7 @@ export function createArchiver(deps: {
       if (stopping) return;
       clearInterval(timer);
       const flushes = [...pending].map(([slot, state]) =>
-        withSlot(slot, async () => {
+        slots.run(slot, async () => {
           await state.flushing;
           await flush(state.topic, state.partition);
         }),

@@ -47,7 +47,7 @@ self.onmessage = ({ data: request }: MessageEvent<EncodeRequest>) => {
     const bytes = file.stream.finish();
     self.postMessage({ id, file: bytes } satisfies EncodeResponse, [bytes.buffer as ArrayBuffer]);
   } catch (error) {
-    const message = (error as Error).message;
+    const message = String((error as Error | undefined)?.message ?? error);
     if (request.type === "add") files.set(id, { error: message });
     else if (request.type === "finish") self.postMessage({ id, error: message } satisfies EncodeResponse);
   }

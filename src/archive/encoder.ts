@@ -95,6 +95,13 @@ interface Thread {
   dead?: Error;
 }
 
+/** What a pool that was closed opens: a file that fails at its finish. */
+const stopped: Encoding = {
+  add: () => {},
+  finish: () => Promise.reject(new Error("the archive's encoders stopped")),
+  drop: () => {},
+};
+
 export function createEncoderPool(threads: number) {
   const pool = new Set<Thread>();
   let nextId = 0;
@@ -132,6 +139,7 @@ export function createEncoderPool(threads: number) {
     open(kind: string | undefined, compression: Compression): Encoding {
       const id = nextId++;
       if (pool.size === 0) refill();
+      if (closed) return stopped;
       const thread = [...pool].reduce((least, other) =>
         other.files.size < least.files.size ? other : least,
       );
