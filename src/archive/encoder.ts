@@ -172,5 +172,3 @@ export function createEncoderPool(threads: number) {
     },
   };
 }
-
-export type EncoderPool = ReturnType<typeof createEncoderPool>;
